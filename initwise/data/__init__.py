@@ -1,0 +1,1 @@
+"""initwise.data (under construction)."""

@@ -1,0 +1,1 @@
+"""initwise.datainit (under construction)."""

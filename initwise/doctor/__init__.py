@@ -1,0 +1,1 @@
+"""initwise.doctor (under construction)."""

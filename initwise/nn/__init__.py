@@ -1,0 +1,1 @@
+"""initwise.nn (under construction)."""

@@ -1,0 +1,1 @@
+"""initwise.report (under construction)."""

@@ -1,0 +1,1 @@
+"""initwise.schemes (under construction)."""

@@ -1,0 +1,1 @@
+"""initwise.theory (under construction)."""
