@@ -18,6 +18,7 @@ tensor). The source is returned as text so reports can say which output was used
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -105,12 +106,14 @@ def to_torch(x: Any, device: torch.device | str | None = None) -> Any:
         return t if device is None else t.to(device)
     if _is_scipy_sparse(x):
         csr = x.tocsr()
-        t = torch.sparse_csr_tensor(
-            torch.from_numpy(csr.indptr.astype(np.int64)),
-            torch.from_numpy(csr.indices.astype(np.int64)),
-            torch.from_numpy(csr.data.astype(np.float32)),
-            size=csr.shape,
-        )
+        with warnings.catch_warnings():  # torch: "Sparse CSR tensor support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            t = torch.sparse_csr_tensor(
+                torch.from_numpy(csr.indptr.astype(np.int64)),
+                torch.from_numpy(csr.indices.astype(np.int64)),
+                torch.from_numpy(csr.data.astype(np.float32)),
+                size=csr.shape,
+            )
         return t if device is None else t.to(device)
     if isinstance(x, Mapping):
         return {k: to_torch(v, device) for k, v in x.items()}
@@ -131,7 +134,7 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def call_model(model: nn.Module, inputs: Any) -> Any:
-    """Call ``model`` on ``inputs``: ``model(**inputs)`` for a dict, ``model(*inputs)`` for a tuple."""
+    """Call ``model(**inputs)`` (dict), ``model(*inputs)`` (tuple) or ``model(inputs)``."""
     if isinstance(inputs, Mapping):
         return model(**inputs)
     if isinstance(inputs, tuple):

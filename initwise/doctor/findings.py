@@ -1,4 +1,4 @@
-"""`Finding`: one pitfall the doctor found -- plain data, rendered elsewhere (``initwise.report``)."""
+"""`Finding`: one pitfall the doctor found; plain data, rendered by ``initwise.report``."""
 
 from __future__ import annotations
 
