@@ -286,7 +286,8 @@ def iter_batches(data: Any, max_batches: int | None = None) -> Iterator[Any]:
     """Yield up to ``max_batches`` batches from one batch or an iterable of batches.
 
     A single batch (see :func:`split_batch`) is yielded once; a DataLoader, list or generator of
-    batches is iterated.
+    batches is iterated; an :class:`initwise.data.Dataset` gives shuffled (seed 0) batches of 256
+    rows, torch sparse CSR for sparse data, dense otherwise.
 
     Raises:
         TypeError: if ``data`` is neither a batch nor an iterable of batches.
@@ -297,6 +298,11 @@ def iter_batches(data: Any, max_batches: int | None = None) -> Iterator[Any]:
     if _is_single_batch(data):
         yield data
         return
+    if callable(getattr(data, "batches", None)) and hasattr(data, "is_sparse"):
+        # An initwise.data.Dataset: a seeded shuffle (rows may be sorted by class), torch sparse
+        # CSR batches for sparse data (never densified), dense float batches otherwise.
+        layout = "sparse" if data.is_sparse else "dense"
+        data = data.batches(256, shuffle=True, seed=0, layout=layout)
     if not isinstance(data, Iterable):
         raise TypeError(
             f"data: expected a batch (inputs or (inputs, targets)) or an iterable of batches, "

@@ -112,3 +112,17 @@ def test_iter_batches():
         list(modelio.iter_batches(loader, max_batches=0))
     with pytest.raises(TypeError, match="data"):
         list(modelio.iter_batches(3))
+
+
+def test_iter_batches_over_a_dataset_is_shuffled_and_sparse():
+    from initwise.data import Dataset
+
+    X = sp.random(600, 1 << 18, density=1e-4, format="csr", random_state=0)
+    y = np.repeat(np.arange(3), 200)  # sorted by class: the first rows are all class 0
+    batches = list(modelio.iter_batches(Dataset(X, y), max_batches=2))
+    assert len(batches) == 2
+    xb, yb = batches[0]
+    assert xb.layout == torch.sparse_csr and xb.shape == (256, 1 << 18)
+    assert len(set(yb.tolist())) == 3
+    again = next(modelio.iter_batches(Dataset(X, y)))
+    assert torch.equal(again[1], yb)

@@ -1,1 +1,34 @@
-"""initwise.data (under construction)."""
+"""initwise.data: read sparse and tabular data, batch it into torch without densifying.
+
+* :class:`Dataset` -- features (scipy CSR or dense) + targets; ``batches()`` as torch sparse CSR,
+  dense, or ``nn.EmbeddingBag`` triples; ``split()``; ``stats()``.
+* :func:`load` -- svmlight/libsvm, ``.npz``, ``.npy``, CSV, Parquet into a :class:`Dataset`;
+  bad files raise :class:`DataError` naming the file, the line and the problem.
+* :func:`feature_stats` -- per-feature frequency, mean, second moment in one streaming pass.
+* :func:`csr_to_torch`, :func:`csr_to_bag` -- scipy.sparse -> torch in O(nnz) memory.
+"""
+
+from initwise.data.convert import as_csr, csr_to_bag, csr_to_torch
+from initwise.data.dataset import LAYOUTS, Dataset
+from initwise.data.errors import DataError
+from initwise.data.load import FORMATS, detect_format, load
+from initwise.data.stats import FeatureStats, feature_stats
+from initwise.data.svmlight import read_svmlight
+from initwise.data.targets import encode_targets, multilabel_targets
+
+__all__ = [
+    "FORMATS",
+    "LAYOUTS",
+    "DataError",
+    "Dataset",
+    "FeatureStats",
+    "as_csr",
+    "csr_to_bag",
+    "csr_to_torch",
+    "detect_format",
+    "encode_targets",
+    "feature_stats",
+    "load",
+    "multilabel_targets",
+    "read_svmlight",
+]
