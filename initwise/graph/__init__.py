@@ -1,0 +1,168 @@
+"""The data-flow graph of a model: which activation, norm and skip path follows each layer.
+
+:func:`trace` runs one real forward (under ``no_grad``) and records leaf-module calls with
+forward hooks and every torch function with a ``TorchFunctionMode``, linking them by the tensors
+they pass; :func:`trace_structure` needs no inputs (torch.fx, else ``nn.Sequential`` adjacency).
+Both return a :class:`ModelGraph` whose :class:`LayerNode` list is in execution order.
+
+Definitions used for every layer ``L`` (a parametrized module, a norm layer, or a custom module
+with its own parameters and no parametrized children):
+
+* ``activation``: the first elementwise nonlinearity (module such as ``nn.ReLU`` or functional
+  such as ``F.gelu``, ``torch.tanh``, ``x.relu()``) reached from ``L``'s output through
+  non-layer ops and norms, before another layer.
+* ``followed_by_norm``: a norm (module or functional) reached before any nonlinearity and
+  before any residual add (in a pre- or post-norm Transformer the norm after ``x + f(x)``
+  normalizes the stream, not ``f``'s output, so ``f`` is not "followed by a norm").
+* ``residual``: ``L``'s output reaches (through elementwise ops, activations and norms) an
+  ``add`` whose operands fork from a common tensor, with ``L`` on the operand whose own path
+  holds more layers (the branch; an identity skip holds none): ``out = x + f(x)``.
+* ``is_output``: ``L``'s output reaches the model output without passing through another layer.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> from initwise.graph import trace
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> g = trace(net, torch.randn(3, 4))
+    >>> [(n.name, n.activation, n.is_output) for n in g.layers]
+    [('0', 'relu', False), ('2', None, True)]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from initwise.graph._kinds import (
+    LAYER_KINDS,
+    activation_of_module,
+    layer_kind,
+    norm_name,
+)
+from initwise.graph._model import LayerNode, ModelGraph, Node, build_graph
+from initwise.graph._runtime import Recorder
+from initwise.graph._state import ModelSnapshot, preserved
+from initwise.graph._structure import trace_structure
+
+__all__ = [
+    "LAYER_KINDS",
+    "LayerNode",
+    "ModelGraph",
+    "ModelSnapshot",
+    "Node",
+    "activation_of_module",
+    "layer_modules",
+    "layer_kind",
+    "norm_name",
+    "preserved",
+    "trace",
+    "trace_structure",
+]
+
+
+def layer_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """Every layer module of ``model`` by first qualified name, not descending into layers.
+
+    Submodules of a layer (``nn.MultiheadAttention.out_proj``) belong to that layer.
+
+    Args:
+        model: the model.
+
+    Returns:
+        ``{qualified name: module}`` in registration order (see :func:`layer_kind`).
+    """
+    found: dict[str, nn.Module] = {}
+    seen: set[int] = set()
+
+    def walk(m: nn.Module, prefix: str) -> None:
+        if id(m) in seen:
+            return
+        seen.add(id(m))
+        if layer_kind(m) is not None:
+            found[prefix] = m
+            return
+        for name, child in m.named_children():
+            walk(child, f"{prefix}.{name}" if prefix else name)
+
+    walk(model, "")
+    return found
+
+
+def aliases_of(model: nn.Module) -> dict[str, tuple[str, ...]]:
+    """Other qualified names of modules registered under several names, by first name."""
+    first: dict[int, str] = {}
+    extra: dict[str, list[str]] = {}
+    for name, m in model.named_modules(remove_duplicate=False):
+        if id(m) in first:
+            extra.setdefault(first[id(m)], []).append(name)
+        else:
+            first[id(m)] = name
+    return {k: tuple(v) for k, v in extra.items()}
+
+
+def _check_traceable(model: Any) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}.")
+    for name, p in model.named_parameters():
+        if isinstance(p, nn.parameter.UninitializedParameter):
+            raise ValueError(
+                f"model: parameter {name!r} is an uninitialized lazy parameter; run one forward "
+                f"pass on a real batch first so lazy modules materialize, then trace."
+            )
+        if p.device.type == "meta":
+            raise ValueError(
+                f"model: parameter {name!r} is on the meta device and holds no data; call "
+                f"model.to_empty(device=...) and initialize it before tracing, or use "
+                f"initwise.graph.trace_structure(model), which needs no data."
+            )
+
+
+def trace(model: nn.Module, inputs: Any) -> ModelGraph:
+    """Trace one forward of ``model`` on ``inputs`` and derive each layer's data-flow facts.
+
+    The forward runs under ``torch.no_grad()`` in the model's current train/eval mode. Afterwards
+    the model is exactly as before: parameters and buffers (BatchNorm running statistics,
+    ``num_batches_tracked``) bit-for-bit, train/eval modes, no hooks left, and the caller's global
+    RNG state untouched (dropout draws happen inside ``torch.random.fork_rng``) -- also when the
+    forward raises. Memory: every intermediate tensor stays alive until the trace returns.
+
+    Args:
+        model: the model.
+        inputs: anything :func:`initwise.modelio.call_model` accepts: a tensor (dense or
+            torch sparse), a dict (``model(**inputs)``), a tuple (``model(*inputs)``).
+
+    Returns:
+        The :class:`ModelGraph` (``method="trace"``); ``output_source`` says which part of the
+        output was taken as the logits (:func:`initwise.modelio.extract_logits`).
+
+    Raises:
+        TypeError: if ``model`` is not an ``nn.Module`` or its output holds no tensor.
+        ValueError: if the model has lazy (unmaterialized) or meta-device parameters.
+        Exception: whatever the model's forward raises, unchanged.
+    """
+    from initwise.modelio import call_model, extract_logits
+
+    _check_traceable(model)
+    recorder = Recorder(model)
+    with preserved(model, always_restore=True):
+        recorder.attach()
+        try:
+            with torch.no_grad(), recorder.mode():
+                recorder.add_inputs(inputs)
+                output = call_model(model, inputs)
+            logits, source = extract_logits(output)
+        finally:
+            recorder.detach()
+    graph = build_graph(
+        recorder.nodes,
+        recorder.producer.get(id(logits)),
+        output_source=source,
+        method="trace",
+        all_layers=layer_modules(model),
+        aliases=aliases_of(model),
+    )
+    recorder.keep.clear()
+    return graph

@@ -1,0 +1,235 @@
+"""What a module or a torch function *is* for the graph: a layer, an activation, a norm, a stop.
+
+One table per question, so the tracer (runtime) and the structural tracers (torch.fx,
+``nn.Sequential``) classify nodes the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.conv import _ConvNd, _ConvTransposeNd
+from torch.nn.modules.instancenorm import _InstanceNorm
+
+__all__ = [
+    "ACTIVATION_FUNCTIONS",
+    "LAYER_KINDS",
+    "activation_of_function",
+    "activation_of_module",
+    "function_role",
+    "layer_kind",
+    "norm_name",
+    "normalize_function_name",
+]
+
+LAYER_KINDS = (
+    "linear", "conv", "conv_transpose", "embedding", "embedding_bag", "bilinear", "rnn",
+    "attention", "norm", "other",
+)
+
+# Activation modules, most specific class first (ReLU6 subclasses Hardtanh).
+_ACTIVATION_MODULES: tuple[tuple[type[nn.Module], str], ...] = (
+    (nn.ReLU6, "relu6"), (nn.ReLU, "relu"), (nn.LeakyReLU, "leaky_relu"), (nn.PReLU, "prelu"),
+    (nn.RReLU, "rrelu"), (nn.SELU, "selu"), (nn.CELU, "celu"), (nn.ELU, "elu"),
+    (nn.GELU, "gelu"), (nn.SiLU, "silu"), (nn.Mish, "mish"), (nn.Softplus, "softplus"),
+    (nn.Sigmoid, "sigmoid"), (nn.Tanh, "tanh"), (nn.Hardtanh, "hardtanh"),
+    (nn.Hardswish, "hardswish"), (nn.Hardsigmoid, "hardsigmoid"), (nn.Softsign, "softsign"),
+    (nn.LogSigmoid, "logsigmoid"), (nn.Tanhshrink, "tanhshrink"), (nn.Softshrink, "softshrink"),
+    (nn.Hardshrink, "hardshrink"), (nn.Threshold, "threshold"),
+)
+
+#: Normalized names of torch functions / Tensor methods treated as elementwise activations.
+ACTIVATION_FUNCTIONS = frozenset({
+    "relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "selu", "gelu", "silu",
+    "mish", "softplus", "sigmoid", "tanh", "hardtanh", "hardswish", "hardsigmoid", "softsign",
+    "logsigmoid", "tanhshrink", "softshrink", "hardshrink", "threshold", "sin",
+})
+
+_NORM_FUNCTIONS = {
+    "batch_norm": "batchnorm", "layer_norm": "layernorm", "group_norm": "groupnorm",
+    "instance_norm": "instancenorm", "rms_norm": "rmsnorm",
+}
+# Functions that mix features like a layer, or end the elementwise chain (softmax): searches stop.
+_STOP_FUNCTIONS = frozenset({
+    "linear", "bilinear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "conv_transpose3d", "embedding", "embedding_bag", "softmax", "log_softmax", "softmin",
+    "scaled_dot_product_attention", "multi_head_attention_forward", "lstm", "gru", "rnn_tanh",
+    "rnn_relu",
+})
+# Matrix products stop a search only when a Parameter is an operand (a functional layer).
+_PRODUCT_FUNCTIONS = frozenset({"matmul", "mm", "bmm", "einsum", "addmm", "rmatmul"})
+_ADD_FUNCTIONS = frozenset({"add", "iadd", "radd"})
+
+
+def normalize_function_name(func: Any) -> str:
+    """``F.relu``, ``Tensor.relu_``, ``Tensor.__iadd__`` -> ``"relu"``, ``"relu"``, ``"iadd"``."""
+    name = getattr(func, "__name__", None) or str(func)
+    return name.strip("_")
+
+
+def layer_kind(module: nn.Module) -> str | None:
+    """The graph kind of a module that is a layer, or ``None`` (container, activation, dropout...).
+
+    A module is a layer when it is a known parametrized type, a norm layer (even without affine
+    parameters), or a custom module that holds parameters directly and has no parametrized
+    children (kind ``"other"``). A module that defines ``initwise_fans`` and a 2-D ``weight``
+    (``initwise.nn.SparseLinear``) is ``"linear"``.
+
+    Args:
+        module: any module.
+
+    Returns:
+        One of :data:`LAYER_KINDS`, or ``None``.
+
+    Example:
+        >>> layer_kind(nn.ConvTranspose2d(2, 2, 3)), layer_kind(nn.ReLU())
+        ('conv_transpose', None)
+    """
+    if isinstance(module, nn.MultiheadAttention):
+        return "attention"
+    if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
+        return "rnn"
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if isinstance(module, _ConvTransposeNd):
+        return "conv_transpose"
+    if isinstance(module, _ConvNd):
+        return "conv"
+    if isinstance(module, nn.EmbeddingBag):
+        return "embedding_bag"
+    if isinstance(module, nn.Embedding):
+        return "embedding"
+    if isinstance(module, nn.Bilinear):
+        return "bilinear"
+    if norm_name(module) is not None:
+        return "norm"
+    if activation_of_module(module) is not None:
+        return None
+    weight = module._parameters.get("weight")
+    if hasattr(module, "initwise_fans") and isinstance(weight, torch.Tensor) and weight.dim() == 2:
+        return "linear"
+    own = any(p is not None for p in module._parameters.values())
+    if own and not any(any(True for _ in c.parameters()) for c in module.children()):
+        return "other"
+    return None
+
+
+def norm_name(module: nn.Module) -> str | None:
+    """The norm family of a norm layer, or ``None`` for any other module.
+
+    Args:
+        module: any module.
+
+    Returns:
+        ``"batchnorm"`` (incl. SyncBatchNorm), ``"layernorm"``, ``"groupnorm"``,
+        ``"instancenorm"``, ``"rmsnorm"``, or ``None``.
+    """
+    if isinstance(module, _InstanceNorm):
+        return "instancenorm"
+    if isinstance(module, (_BatchNorm, nn.SyncBatchNorm)):
+        return "batchnorm"
+    if isinstance(module, nn.LayerNorm):
+        return "layernorm"
+    if isinstance(module, nn.GroupNorm):
+        return "groupnorm"
+    rms = getattr(nn, "RMSNorm", None)
+    if rms is not None and isinstance(module, rms):
+        return "rmsnorm"
+    return None
+
+
+def activation_of_module(module: nn.Module) -> str | None:
+    """The activation name of an activation module, or ``None`` for any other module.
+
+    Args:
+        module: any module.
+
+    Returns:
+        The name as :func:`initwise.activations.resolve_activation` knows it
+        (``nn.GELU(approximate="tanh")`` -> ``"gelu_tanh"``), or ``None``.
+
+    Example:
+        >>> activation_of_module(nn.LeakyReLU(0.2)), activation_of_module(nn.Linear(2, 2))
+        ('leaky_relu', None)
+    """
+    for cls, name in _ACTIVATION_MODULES:
+        if isinstance(module, cls):
+            if name == "gelu" and getattr(module, "approximate", "none") == "tanh":
+                return "gelu_tanh"
+            return name
+    return None
+
+
+def _arg(args: tuple, kwargs: dict, pos: int, key: str, default: Any) -> Any:
+    if key in kwargs:
+        return kwargs[key]
+    return args[pos] if len(args) > pos else default
+
+
+def activation_of_function(
+    func: Any, args: tuple, kwargs: dict
+) -> tuple[str, Any] | None:
+    """``(name, activation_fn)`` for an activation call, or ``None`` if ``func`` is not one.
+
+    Parametrized functional activations become the equivalent module so that the parameters
+    survive: ``F.leaky_relu(x, 0.2)`` -> ``("leaky_relu", nn.LeakyReLU(0.2))``.
+    """
+    name = normalize_function_name(func)
+    if name not in ACTIVATION_FUNCTIONS:
+        return None
+    if name == "leaky_relu":
+        return name, nn.LeakyReLU(float(_arg(args, kwargs, 1, "negative_slope", 0.01)))
+    if name in ("elu", "celu"):
+        alpha = float(_arg(args, kwargs, 1, "alpha", 1.0))
+        return name, (nn.ELU(alpha) if name == "elu" else nn.CELU(alpha))
+    if name == "gelu":
+        approximate = _arg(args, kwargs, 1, "approximate", "none")
+        return ("gelu_tanh" if approximate == "tanh" else "gelu"), nn.GELU(approximate)
+    if name == "softplus":
+        beta = float(_arg(args, kwargs, 1, "beta", 1.0))
+        threshold = float(_arg(args, kwargs, 2, "threshold", 20.0))
+        return name, nn.Softplus(beta, threshold)
+    if name == "hardtanh":
+        lo = float(_arg(args, kwargs, 1, "min_val", -1.0))
+        hi = float(_arg(args, kwargs, 2, "max_val", 1.0))
+        return ("relu6", nn.ReLU6()) if (lo, hi) == (0.0, 6.0) else (name, nn.Hardtanh(lo, hi))
+    if name == "threshold":
+        th = float(_arg(args, kwargs, 1, "threshold", 0.0))
+        return name, nn.Threshold(th, float(_arg(args, kwargs, 2, "value", 0.0)))
+    if name in ("softshrink", "hardshrink"):
+        lambd = float(_arg(args, kwargs, 1, "lambd", 0.5))
+        return name, (nn.Softshrink(lambd) if name == "softshrink" else nn.Hardshrink(lambd))
+    if name == "rrelu":
+        lower = float(_arg(args, kwargs, 1, "lower", 1.0 / 8))
+        return name, nn.RReLU(lower, float(_arg(args, kwargs, 2, "upper", 1.0 / 3)))
+    if name == "prelu":
+        weight = _arg(args, kwargs, 1, "weight", None)
+        init = float(weight.detach().float().mean()) if isinstance(weight, torch.Tensor) else 0.25
+        return name, nn.PReLU(init=init)
+    return name, func
+
+
+def function_role(func: Any, args: tuple, kwargs: dict) -> str:
+    """Role of a function node: ``"activation"``, ``"norm"``, ``"add"``, ``"stop"``, ``"op"``."""
+    name = normalize_function_name(func)
+    if name in ACTIVATION_FUNCTIONS:
+        return "activation"
+    if name in _NORM_FUNCTIONS:
+        return "norm"
+    if name in _ADD_FUNCTIONS:
+        return "add"
+    if name in _STOP_FUNCTIONS:
+        return "stop"
+    if name in _PRODUCT_FUNCTIONS:
+        operands = list(args) + list(kwargs.values())
+        if any(isinstance(a, nn.Parameter) for a in operands):
+            return "stop"
+    return "op"
+
+
+def norm_of_function(func: Any) -> str | None:
+    """``F.layer_norm`` -> ``"layernorm"`` etc.; ``None`` for other functions."""
+    return _NORM_FUNCTIONS.get(normalize_function_name(func))

@@ -1,0 +1,213 @@
+"""Whole-model initialization: which scheme for which parameter, applied in one traversal.
+
+:func:`apply` walks the model's modules by qualified name; a *policy* decides, per module that
+owns parameters, a :class:`ModulePlan` (one :class:`ParamInit` per parameter), the module's own
+``reset_parameters``, or ``"skip"``; the traversal fills the tensors from one generator and
+records every parameter in the :class:`~initwise.initreport.InitReport`.
+
+Built-in policies (``policies()`` lists them; :func:`register_policy` adds yours):
+
+* ``"auto"`` -- per layer, the scheme that fits the activation the graph finds after it (rules in
+  :mod:`initwise.policy._rules`: Kaiming-style ``N(0, g^2/fan_in)`` with the activation's
+  variance gain, LeCun for SELU and for the output layer, embeddings by lookup, packed MHA/RNN
+  weights per block, LSTM forget bias 1, norms (1, 0), biases 0);
+* ``"critical"`` -- dense layers at the edge of chaos of their activation (:func:`critical`);
+* ``"torch"`` -- every module's own ``reset_parameters``;
+* ``"xavier"``, ``"kaiming"``, ``"lecun"``, ``"orthogonal"`` -- that scheme on every weight
+  (``xavier_uniform``, ``kaiming_normal``, ``lecun_normal``; see :mod:`initwise.policy._named`).
+
+Safety: tied weights are initialized once (later owners are reported ``tied:<first name>``, in
+registration order); frozen parameters are untouched unless ``include_frozen=True``;
+parametrized weights (``torch.nn.utils.parametrize``) are set through ``right_inverse``, keeping
+the parametrization; a meta-device or unmaterialized lazy model is refused with the remedy.
+
+Randomness: every draw comes from one ``torch.Generator`` (``generator=`` or ``seed=``; with
+neither, a fresh seed is drawn from the OS and reported in ``InitReport.seed``). Tensors are
+filled on the generator's device in float32/float64 and copied, so the same seed gives the same
+bits on any device or dtype-equal model. Module ``reset_parameters`` (``"torch"`` and unknown
+modules) draw from the global RNG; they run inside ``torch.random.fork_rng`` with the global RNG
+seeded from the generator, so they are reproducible and the caller's RNG state is untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from initwise.graph import ModelGraph, ModelSnapshot
+from initwise.initreport import InitReport
+from initwise.policy._apply import ON_UNKNOWN, _Walker, seeded_global_rng
+from initwise.policy._named import SCHEME_NAMES, critical, named_policy, torch_policy
+from initwise.policy._overrides import Overrides
+from initwise.policy._rules import auto_policy
+from initwise.policy._types import (
+    ModulePlan,
+    ParamInit,
+    Policy,
+    PolicyContext,
+    get_policy,
+    policies,
+    register_policy,
+)
+
+__all__ = [
+    "ON_UNKNOWN",
+    "SCHEME_NAMES",
+    "ModulePlan",
+    "ParamInit",
+    "Policy",
+    "PolicyContext",
+    "apply",
+    "critical",
+    "get_policy",
+    "policies",
+    "register_policy",
+    "seeded_global_rng",
+]
+
+register_policy("auto", auto_policy, needs_graph=True,
+                description="per layer, the scheme for the activation that follows it")
+register_policy("critical", critical(), needs_graph=True,
+                description="dense layers at the edge of chaos of their activation")
+register_policy("torch", torch_policy, description="each module's own reset_parameters()")
+for _name, _scheme, _graph in (("xavier", "xavier_uniform", False),
+                               ("kaiming", "kaiming_normal", True),
+                               ("lecun", "lecun_normal", False),
+                               ("orthogonal", "orthogonal", True)):
+    register_policy(_name, named_policy(_scheme), needs_graph=_graph,
+                    description=f"{_scheme} on every weight, biases 0, norms (1, 0)")
+
+
+def _generator(generator: torch.Generator | None, seed: int | None) -> tuple[torch.Generator,
+                                                                             int | None]:
+    if generator is not None and seed is not None:
+        raise ValueError("apply: pass generator= or seed=, not both.")
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"generator: expected a torch.Generator, got {type(generator).__name__}.")
+        return generator, None
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed: expected a non-negative int, got {seed!r}.")
+        return torch.Generator().manual_seed(seed), seed
+    g = torch.Generator()
+    return g, int(g.seed())
+
+
+def _check_model(model: Any) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}.")
+    for name, p in model.named_parameters():
+        if isinstance(p, nn.parameter.UninitializedParameter):
+            raise ValueError(
+                f"model: parameter {name!r} belongs to a lazy module that is not materialized "
+                f"(its shape is unknown); run one forward pass on a real batch first, then "
+                f"call apply."
+            )
+        if p.device.type == "meta":
+            raise ValueError(
+                f"model: parameter {name!r} is on the meta device and has no storage; call "
+                f"model.to_empty(device='cpu') (or your device) first, then apply() fills it."
+            )
+
+
+def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
+          generator: torch.Generator | None = None, seed: int | None = None,
+          overrides: Mapping[Any, Any] | None = None, example_inputs: Any = None,
+          on_unknown: str = "warn", include_frozen: bool = False,
+          graph: ModelGraph | None = None) -> InitReport:
+    """Initialize every parameter of ``model`` by ``policy``; atomic and reproducible.
+
+    Args:
+        model: the model (modified in place).
+        policy: a registered name (``"auto"``, ``"critical"``, ``"torch"``, ``"xavier"``,
+            ``"kaiming"``, ``"lecun"``, ``"orthogonal"``, or yours), a :class:`Policy`, or a
+            function ``fn(qualified_name, module, ctx) -> ModulePlan | "reset_parameters" |
+            "skip" | None``. Default ``"auto"``.
+        generator: the random source. Default ``None`` (see ``seed``).
+        seed: seed for a fresh CPU generator (exclusive with ``generator``). With neither, a
+            random seed is drawn and reported in ``InitReport.seed``.
+        overrides: ``{name glob or module type: value}``; the first matching entry wins and
+            covers the matched module's subtree. Values: a scheme name (``"xavier_normal"``,
+            ``"kaiming_uniform"``, ``"orthogonal"``, ... see ``SCHEME_NAMES``), a policy name
+            or :class:`Policy`, ``"reset_parameters"``, ``"skip"``, or a tensor scheme
+            ``fn(tensor, generator=None)`` (applied to every >= 2-d parameter of the module;
+            the rest as ``"auto"`` decides). Default ``None``.
+        example_inputs: inputs for :func:`initwise.graph.trace` (exact activations, norms,
+            residuals); without them the graph comes from :func:`initwise.graph.trace_structure`.
+        on_unknown: for parameters the policy does not cover in a module without
+            ``reset_parameters``: ``"error"`` (ValueError), ``"warn"`` (default: warning,
+            left as they are) or ``"skip"`` (left as they are).
+        include_frozen: also initialize parameters with ``requires_grad=False``. Default False.
+        graph: a :class:`~initwise.graph.ModelGraph` of THIS model already traced (e.g. by
+            ``initwise.init``), used instead of tracing again. Default ``None``.
+
+    Returns:
+        The :class:`~initwise.initreport.InitReport` with one ``ParamRecord`` per parameter
+        (scheme, fans, gain, resulting std, note), in module order.
+
+    Raises:
+        TypeError: a non-module model, a bad ``generator``/``overrides``/policy type.
+        ValueError: unknown policy/scheme/on_unknown, an override matching nothing, a meta or
+            lazy model, ``on_unknown="error"`` with an uncovered module. On ANY error the model
+            is bit-for-bit as before (parameters, buffers, requires_grad, modes).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 4))
+        >>> report = apply(net, seed=0)
+        >>> [(r.name, r.scheme, round(r.gain, 4)) for r in report.params if r.gain]
+        [('0.weight', 'kaiming_normal', 1.4142), ('2.weight', 'lecun_normal', 1.0)]
+    """
+    if on_unknown not in ON_UNKNOWN:
+        raise ValueError(f"on_unknown: got {on_unknown!r}; valid values are {list(ON_UNKNOWN)}.")
+    if not isinstance(include_frozen, bool):
+        raise TypeError(f"include_frozen: expected a bool, got {include_frozen!r}.")
+    pol = get_policy(policy)
+    _check_model(model)
+    rules = Overrides(overrides, model)
+    gen, used_seed = _generator(generator, seed)
+    ctx = PolicyContext(model, gen, example_inputs, pol.name)
+    if graph is not None:
+        _check_graph(graph, model)
+        ctx._graph = graph
+    report = InitReport(policy=pol.name, seed=used_seed)
+    snapshot = ModelSnapshot(model)
+    try:
+        if pol.needs_graph or rules.needs_graph:
+            _graph_warnings(ctx, report)
+        with torch.no_grad():
+            _Walker(model, pol, rules, ctx, report, on_unknown, include_frozen).run()
+        report.warnings.extend(ctx.warnings)
+    except BaseException:
+        snapshot.restore()
+        raise
+    return report
+
+
+def _check_graph(graph: Any, model: nn.Module) -> None:
+    if not isinstance(graph, ModelGraph):
+        raise TypeError(f"graph: expected an initwise.graph.ModelGraph, got "
+                        f"{type(graph).__name__}.")
+    mine = {id(m) for m in model.modules()}
+    for node in graph.layers:
+        if id(node.module) not in mine:
+            raise ValueError(
+                f"graph: layer {node.name!r} is not a module of this model (the graph was traced "
+                f"on another model); trace this model or pass graph=None."
+            )
+
+
+def _graph_warnings(ctx: PolicyContext, report: InitReport) -> None:
+    graph = ctx.graph
+    report.warnings.extend(graph.warnings)
+    if graph.method in ("sequential", "modules"):
+        report.warnings.append(
+            f"graph from {graph.method} adjacency: the activation after a layer is unknown "
+            f"outside nn.Sequential (gain 1 used there); pass example_inputs= for exact gains."
+        )

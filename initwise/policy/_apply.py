@@ -1,0 +1,233 @@
+"""The one traversal that joins policies to schemes: :func:`apply`."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from initwise.graph._state import rng_devices
+from initwise.initreport import InitReport, ParamRecord
+from initwise.policy._overrides import Overrides
+from initwise.policy._types import ModulePlan, ParamInit, Policy, PolicyContext
+
+__all__ = ["ON_UNKNOWN", "seeded_global_rng"]
+
+ON_UNKNOWN = ("error", "warn", "skip")
+
+
+@dataclass
+class _Own:
+    """One parameter a module owns directly (or one parametrized tensor, via its originals)."""
+
+    name: str
+    qname: str
+    tensor: torch.Tensor
+    parametrized: bool = False
+
+    @property
+    def frozen(self) -> bool:
+        return not self.tensor.requires_grad
+
+
+def _own_params(mname: str, module: nn.Module) -> list[_Own]:
+    prefix = f"{mname}." if mname else ""
+    own = [_Own(k, prefix + k, v) for k, v in module._parameters.items() if v is not None]
+    if parametrize.is_parametrized(module):
+        for key, plist in module.parametrizations.items():
+            pname, original = next(iter(plist.named_parameters(recurse=False)))
+            own.append(_Own(key, f"{prefix}parametrizations.{key}.{pname}", original, True))
+    return own
+
+
+@contextmanager
+def seeded_global_rng(generator: torch.Generator, devices: list[int]) -> Iterator[None]:
+    """Run code that draws from the GLOBAL RNG reproducibly, leaving the caller's state intact.
+
+    The global CPU (and the listed CUDA devices') RNG is seeded from one draw of ``generator``
+    inside ``torch.random.fork_rng``, which restores the caller's state on exit.
+
+    Args:
+        generator: the source of the seed (one draw is consumed).
+        devices: CUDA device indices whose global RNG is forked and seeded too.
+
+    Yields:
+        Nothing; the block runs with the seeded global RNG.
+    """
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    with torch.random.fork_rng(devices=devices):
+        torch.random.default_generator.manual_seed(seed)
+        for d in devices:
+            torch.cuda.default_generators[d].manual_seed(seed)
+        yield
+
+
+def _work_tensor(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    dtype = like.dtype if like.dtype in (torch.float32, torch.float64) else torch.float32
+    return torch.empty(like.shape, dtype=dtype, device=generator.device)
+
+
+def _std(t: torch.Tensor) -> float | None:
+    if t.numel() == 0 or not (t.is_floating_point() or t.is_complex()):
+        return None
+    return float(t.detach().float().std(unbiased=False)) if t.numel() > 1 else 0.0
+
+
+class _Walker:
+    def __init__(self, model: nn.Module, policy: Policy, overrides: Overrides,
+                 ctx: PolicyContext, report: InitReport, on_unknown: str,
+                 include_frozen: bool) -> None:
+        self.model, self.policy, self.overrides, self.ctx = model, policy, overrides, ctx
+        self.report, self.on_unknown, self.include_frozen = report, on_unknown, include_frozen
+        self.gen = ctx.generator
+        self.devices = rng_devices(model)
+        self.done: dict[int, str] = {}
+
+    def run(self) -> None:
+        internals: set[int] = set()
+        for mname, module in self.model.named_modules():
+            if id(module) in internals:
+                continue
+            if parametrize.is_parametrized(module):
+                internals.update(id(m) for m in module.parametrizations.modules())
+            todo = []
+            for own in _own_params(mname, module):
+                if id(own.tensor) in self.done:
+                    self._record(mname, module, own, f"tied:{self.done[id(own.tensor)]}")
+                elif own.frozen and not self.include_frozen:
+                    self._record(mname, module, own, "skipped:frozen",
+                                 note="requires_grad=False (include_frozen=True to initialize)")
+                else:
+                    todo.append(own)
+            if todo:
+                self._execute(mname, module, self._decide(mname, module), todo)
+                self.done.update((id(o.tensor), o.qname) for o in todo)
+
+    def _decide(self, mname: str, module: nn.Module) -> Any:
+        hit = self.overrides.match(mname, module)
+        if hit is not None:
+            return self.overrides.decide(hit, mname, module, self.ctx)
+        decision = self.policy(mname, module, self.ctx)
+        if decision is not None and not isinstance(decision, (ModulePlan, str)):
+            raise TypeError(
+                f"policy {self.policy.name!r} returned {type(decision).__name__} for module "
+                f"{mname!r}; expected a ModulePlan, 'reset_parameters', 'skip' or None."
+            )
+        if isinstance(decision, str) and decision not in ("reset_parameters", "skip"):
+            raise ValueError(
+                f"policy {self.policy.name!r} returned {decision!r} for module {mname!r}; "
+                f"valid strings are 'reset_parameters' and 'skip'."
+            )
+        return decision
+
+    def _execute(self, mname: str, module: nn.Module, decision: Any, todo: list[_Own]) -> None:
+        if decision == "skip":
+            for own in todo:
+                self._record(mname, module, own, "skipped:policy")
+            return
+        plan = decision if isinstance(decision, ModulePlan) else ModulePlan()
+        uncovered = [o for o in todo if o.name not in plan.params]
+        if uncovered and _reset_method(module) is not None:
+            self._reset(module, todo)
+        elif uncovered:
+            self._unknown(mname, module, uncovered)
+        for own in todo:  # records in parameter order
+            init = plan.params.get(own.name)
+            if init is not None:
+                note = self._fill(module, own, init)
+                self._record(mname, module, own, init.scheme, init, plan.note, note)
+            elif _reset_method(module) is not None:
+                self._record(mname, module, own, "reset_parameters", note=plan.note)
+            else:
+                self._record(mname, module, own, "skipped:unknown")
+        if plan.reset_running_stats:
+            module.reset_running_stats()
+
+    def _fill(self, module: nn.Module, own: _Own, init: ParamInit) -> str:
+        """Fill one parameter; returns a note for the report ("" if nothing to say)."""
+        via_inverse = own.parametrized and all(
+            hasattr(p, "right_inverse") for p in module.parametrizations[own.name])
+        target = getattr(module, own.name) if via_inverse else own.tensor
+        direct = (not via_inverse and target.device == self.gen.device
+                  and target.dtype in (torch.float32, torch.float64))
+        work = target if direct else _work_tensor(target, self.gen)
+        init.fill(work, self.gen)
+        if via_inverse:
+            setattr(module, own.name, work.to(dtype=target.dtype, device=target.device))
+            return "parametrized: set through right_inverse, parametrization kept"
+        if not direct:
+            target.copy_(work)
+        if own.parametrized:
+            return ("parametrized without right_inverse: the scheme filled the unconstrained "
+                    "original; parametrization kept")
+        return ""
+
+    def _reset(self, module: nn.Module, todo: list[_Own]) -> None:
+        """The module's own reset, seeded from the generator; everything else it touches
+        (children, tied or frozen tensors not being initialized) is put back."""
+        mine = {id(o.tensor) for o in todo}
+        protected = [p for p in module.parameters() if id(p) not in mine]
+        saved = [p.detach().clone() for p in protected]
+        with seeded_global_rng(self.gen, self.devices):
+            if any(o.parametrized for o in todo):
+                _reset_through_copy(module, todo)
+            else:
+                _reset_method(module)()
+        for p, value in zip(protected, saved):
+            p.copy_(value)
+
+    def _unknown(self, mname: str, module: nn.Module, uncovered: list[_Own]) -> None:
+        names = [o.name for o in uncovered]
+        key = mname or type(module).__name__
+        msg = (
+            f"module {mname or '<root>'!r} ({type(module).__name__}) has parameters {names} "
+            f"that policy {self.policy.name!r} does not cover and no reset_parameters(); pass "
+            f"overrides={{{key!r}: fn}} with a tensor scheme fn(tensor, generator=None) (e.g. "
+            f"torch.nn.init.ones_) or 'skip', give the module a reset_parameters() method, or "
+            f"use on_unknown='skip' to leave them as they are."
+        )
+        if self.on_unknown == "error":
+            raise ValueError(msg)
+        if self.on_unknown == "warn":
+            warnings.warn(msg, UserWarning, stacklevel=5)
+            self.report.warnings.append(msg)
+
+    def _record(self, mname: str, module: nn.Module, own: _Own, scheme: str,
+                init: ParamInit | None = None, note: str = "", fill_note: str = "") -> None:
+        value = getattr(module, own.name) if own.parametrized else own.tensor
+        notes = [n for n in (note, init.note if init else "", fill_note) if n]
+        self.report.params.append(ParamRecord(
+            own.qname, mname, type(module).__name__, scheme,
+            init.fan_in if init else None, init.fan_out if init else None,
+            init.gain if init else None, _std(value), "; ".join(notes),
+        ))
+
+
+def _reset_method(module: nn.Module) -> Any:
+    for attr in ("reset_parameters", "_reset_parameters"):
+        fn = getattr(module, attr, None)
+        if callable(fn):
+            return fn
+    return None
+
+
+def _reset_through_copy(module: nn.Module, todo: list[_Own]) -> None:
+    """reset_parameters cannot reach a parametrization's original: reset a plain copy, then
+    assign its tensors (parametrized ones through right_inverse)."""
+    twin = copy.deepcopy(module)
+    for key in list(twin.parametrizations.keys()):
+        parametrize.remove_parametrizations(twin, key, leave_parametrized=True)
+    _reset_method(twin)()
+    for own in todo:
+        value = getattr(twin, own.name).detach()
+        if own.parametrized:
+            setattr(module, own.name, value)
+        else:
+            own.tensor.copy_(value)
