@@ -27,7 +27,7 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	bash scripts/ensure-browser.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info

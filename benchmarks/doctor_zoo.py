@@ -1,0 +1,344 @@
+"""The doctor zoo: recall on planted pitfalls, false alarms on healthy setups, auto-fix.
+
+Run: ``.venv/bin/python benchmarks/doctor_zoo.py [--seeds 3] [--no-fix]``
+Prints markdown tables and writes ``benchmarks/out/doctor_zoo.json``.
+
+* recall: a planted code counts as found when the doctor reports it as warning or error;
+* false alarms: warnings/errors on healthy setups (every seed);
+* auto-fix: for each broken setup, ``diagnosis.fix(model, batch)`` then re-diagnose; a fixed
+  code must be gone;
+* calibration: the statistic behind each threshold, on healthy setups (all seeds) vs broken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+import io
+import json
+import math
+import sys
+import time
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import zoo_cases as zoo  # noqa: E402
+
+from initwise.doctor import CHECK_CODES, doctor  # noqa: E402
+from initwise.doctor import checks_data as cd  # noqa: E402
+from initwise.doctor import checks_grad as cg  # noqa: E402
+from initwise.doctor import checks_signal as cs  # noqa: E402
+
+CHAIN = ("linear", "conv", "conv_transpose", "bilinear", "embedding_bag")
+
+#: statistic -> (the code it decides, the threshold(s) in the check, direction)
+STAT_CODE = {
+    "feature_max_std": ("data.unscaled", f"> {cd.UNSCALED_STD:g}"),
+    "common_mode": ("data.uncentered", f"> {cd.UNCENTERED_COMMON:g}"),
+    "constant_fraction": ("data.constant_feature", f">= {cd.CONSTANT_WARN:g} (info > 0)"),
+    "class_ratio": ("data.label_imbalance", f">= {cd.IMBALANCE_WARN:g} (info "
+                                            f">= {cd.IMBALANCE_INFO:g})"),
+    "sparse_first_pre_std": ("data.sparse_fan_in", f"> {cd.SPARSE_PRE_STD:g}"),
+    "signal_vanish_ratio(min)": ("signal.vanishing", f"< {cs.VANISH_RATIO:g}"),
+    "signal_explode_ratio(max)": ("signal.exploding", f"> {cs.EXPLODE_RATIO:g}"),
+    "signal_fraction(min)": ("signal.correlation_collapse", f"< {cs.COLLAPSE_FRACTION:g}"),
+    "dead_fraction(max)": ("units.dead", f">= {cs.DEAD_WARN:g} (error {cs.DEAD_ERROR:g})"),
+    "saturated_fraction(max)": ("units.saturated", f"> {cs.SAT_WARN:g} (error {cs.SAT_ERROR:g})"),
+    "logit_std": ("output.logit_scale", f"> {cs.LOGIT_WARN:g} (error {cs.LOGIT_ERROR:g})"),
+    "loss_ratio_ce": ("loss.init_mismatch", f"> {cs.MISMATCH_RATIO['ce']:g}"),
+    "loss_ratio_bce": ("loss.init_mismatch", f"> {cs.MISMATCH_RATIO['bce']:g}"),
+    "loss_ratio_mse": ("loss.init_mismatch", f"> {cs.MISMATCH_RATIO['mse']:g}"),
+    "grad_ratio(min)": ("grad.vanishing", f"< {cg.GRAD_VANISH:g}"),
+    "grad_ratio(max)": ("grad.exploding", f"> {cg.GRAD_EXPLODE:g}"),
+    "update_ratio(max)": ("update.ratio", f"> {cg.UPDATE_WARN:g} or < {cg.UPDATE_TINY:g}"),
+}
+
+
+def dp_sparse(d) -> bool:
+    dp = d.data_profile
+    return dp.get("layout") in ("sparse", "bag") or (
+        dp.get("layout") == "dense" and (dp.get("density") or 1) < 0.01
+        and (dp.get("n_features") or 0) >= 1000)
+
+
+def measures(d) -> dict[str, float]:
+    """The statistic behind each threshold, read back from a Diagnosis."""
+    first = d.summary.get("first_layer")
+    chain = [s for s in d.layers if s.kind in CHAIN and not s.is_output
+             and not s.followed_by_norm and s.name != first and s.pre_std is not None
+             and s.weight_norm != 0.0 and not s.residual]
+    out: dict[str, float] = {}
+    if len(chain) >= 2:
+        run_max = run_min = chain[0].pre_std
+        vr, er = 1.0, 1.0
+        for s in chain[1:]:
+            if run_max > 0:
+                vr = min(vr, s.pre_std / run_max)
+            if run_min > 0:
+                er = max(er, s.pre_std / run_min)
+            run_max, run_min = max(run_max, s.pre_std), min(run_min, s.pre_std)
+        out["signal_vanish_ratio(min)"], out["signal_explode_ratio(max)"] = vr, er
+    sf = [s.signal_fraction for s in chain if s.signal_fraction is not None
+          and math.isfinite(s.signal_fraction) and (s.rms or 0) > 0]
+    if sf:
+        out["signal_fraction(min)"] = min(sf)
+    dead = [s.dead_units / s.units for s in d.layers if s.dead_units is not None and s.units]
+    if dead:
+        out["dead_fraction(max)"] = max(dead)
+    sat = [s.saturated_fraction for s in d.layers if s.saturated_fraction is not None]
+    if sat:
+        out["saturated_fraction(max)"] = max(sat)
+    o = d.summary.get("output", {})
+    kind = d.summary.get("loss_kind")
+    if kind in ("ce", "bce"):
+        v = o.get("class_std") if kind == "ce" else o.get("std")
+        if v is not None:
+            out["logit_std"] = v
+    l0, pr = d.summary.get("loss_at_init"), d.summary.get("label_prior_loss")
+    if l0 is not None and pr and math.isfinite(l0):
+        out[f"loss_ratio_{kind}"] = l0 / pr
+    sparse = dp_sparse(d)
+    rel = [(s.grad_norm / s.weight_norm) for s in d.layers
+           if s.kind in ("linear", "conv", "conv_transpose", "bilinear") and not s.residual
+           and s.grad_norm and s.weight_norm and not (sparse and s.name == first)]
+    if len(rel) >= 2 and all(r > 0 for r in rel):
+        out["grad_ratio(min)"] = min(rel[i] / max(rel[i + 1:]) for i in range(len(rel) - 1))
+        out["grad_ratio(max)"] = max(rel[i] / min(rel[i + 1:]) for i in range(len(rel) - 1))
+    upd = [s.update_ratio for s in d.layers
+           if s.update_ratio is not None and math.isfinite(s.update_ratio)]
+    if upd:
+        out["update_ratio(max)"] = max(upd)
+    dp = d.data_profile
+    if dp.get("layout") == "dense" and dp.get("common_mode") is not None:
+        out["common_mode"] = dp["common_mode"]
+    if dp_sparse(d):
+        fl = next((s for s in d.layers if s.name == first), None)
+        if fl is not None and fl.pre_std is not None:
+            out["sparse_first_pre_std"] = fl.pre_std
+    if dp.get("layout") == "dense" and not dp_sparse(d):
+        if "feature_std" in dp:
+            out["feature_max_std"] = dp["feature_std"]["max"]
+        if dp.get("constant_features") is not None and dp.get("n_features"):
+            out["constant_fraction"] = dp["constant_features"] / dp["n_features"]
+    if d.summary.get("class_ratio") is not None:
+        out["class_ratio"] = d.summary["class_ratio"]
+    return out
+
+
+def run_case(fn, seed: int, preset: str):
+    s = fn(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = doctor(s.model, s.batch, optimizer=s.optimizer, loss_fn=s.loss_fn, checks=preset)
+    return s, d
+
+
+def try_fix(fn, seed: int, preset: str, d) -> dict:
+    fixable = {f.check for f in d.findings if f.automatic and f.severity != "info"}
+    if not fixable:
+        return {"fixable": [], "remaining": [], "status": "no automatic fix"}
+    s = fn(seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            d.fix(s.model, s.batch)
+            d2 = doctor(s.model, s.batch, optimizer=s.optimizer, loss_fn=s.loss_fn,
+                        checks=preset)
+    except Exception as exc:  # noqa: BLE001 - reported, not hidden
+        return {"fixable": sorted(fixable), "remaining": None, "status": f"error: {exc!r}"}
+    after = d2.codes_at("error", "warning")
+    remaining = sorted(fixable & after)
+    before = d.codes_at("error", "warning")
+    return {"fixable": sorted(fixable), "remaining": remaining,
+            "new_after_fix": sorted(after - before),
+            "status": "fixed" if not remaining else "not fixed"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--no-fix", action="store_true")
+    ap.add_argument("--markdown", default=None,
+                    help="also write the tables with their explanation to this file "
+                         "(benchmarks/DOCTOR.md)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    t0 = time.time()
+    report: dict = {"broken": {}, "healthy": {}, "seeds": args.seeds}
+    per_code_hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    calib_h: dict[str, list[float]] = defaultdict(list)
+    calib_b: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for name, (fn, expected, preset) in zoo.BROKEN.items():
+        s, d = run_case(fn, 0, preset)
+        found = d.codes_at("error", "warning")
+        for code in expected:
+            per_code_hits[code][1] += 1
+            per_code_hits[code][0] += code in found
+        for k, v in measures(d).items():
+            if k in STAT_CODE and STAT_CODE[k][0] in expected:
+                calib_b[k].append((name, v))
+        entry = {"expected": sorted(expected), "found": sorted(found),
+                 "missed": sorted(expected - found), "preset": preset,
+                 "findings": [(f.check, f.severity, f.where) for f in d.findings]}
+        if not args.no_fix:
+            entry["fix"] = try_fix(fn, 0, preset, d)
+        report["broken"][name] = entry
+    false_alarms: dict[str, int] = defaultdict(int)
+    for name, (fn, preset) in zoo.HEALTHY.items():
+        alarms = []
+        for seed in range(args.seeds):
+            _, d = run_case(fn, seed, preset)
+            bad = [(f.check, f.severity, f.where) for f in d.findings if f.severity != "info"]
+            alarms += bad
+            for code, _, _ in bad:
+                false_alarms[code] += 1
+            for k, v in measures(d).items():
+                calib_h[k].append(v)
+        report["healthy"][name] = {"alarms": alarms, "preset": preset}
+    report["observations"] = {}
+    for name, (fn, preset) in zoo.OBSERVATIONS.items():
+        try:
+            _, d = run_case(fn, 0, preset)
+            report["observations"][name] = [(f.check, f.severity, f.evidence)
+                                            for f in d.findings]
+        except Exception as exc:  # noqa: BLE001 - e.g. a dependency not available yet
+            report["observations"][name] = [("-", "-", f"could not run: {exc!r}")]
+    total_hit = sum(h for h, _ in per_code_hits.values())
+    total = sum(n for _, n in per_code_hits.values())
+    report["recall"] = total_hit / total
+    report["per_code"] = {c: {"found": h, "planted": n, "recall": h / n,
+                              "false_alarms": false_alarms.get(c, 0)}
+                          for c, (h, n) in sorted(per_code_hits.items())}
+    report["false_alarms_total"] = sum(false_alarms.values())
+    report["calibration"] = {
+        k: {"code": STAT_CODE.get(k, ("", ""))[0], "threshold": STAT_CODE.get(k, ("", ""))[1],
+            "healthy_min": min(calib_h[k]) if calib_h[k] else None,
+            "healthy_max": max(calib_h[k]) if calib_h[k] else None,
+            "broken": calib_b.get(k, [])} for k in sorted(set(calib_h) | set(calib_b))}
+    report["seconds"] = time.time() - t0
+    _print(report)
+    if args.markdown:
+        buf = io.StringIO()
+        _print(report, buf)
+        Path(args.markdown).write_text(_markdown(report, buf.getvalue(), args.seeds))
+    out = Path(__file__).resolve().parent / "out"
+    out.mkdir(exist_ok=True)
+    (out / "doctor_zoo.json").write_text(json.dumps(report, indent=2, default=str))
+
+
+def _print(r: dict, out=None) -> None:
+    out = out or sys.stdout
+
+    def print(*args, **kw):  # local print into the chosen stream
+        builtins.print(*args, file=out, **kw)
+
+    print(f"# doctor zoo: {len(r['broken'])} broken, {len(r['healthy'])} healthy "
+          f"(x {r['seeds']} seeds), {r['seconds']:.1f} s\n")
+    print("| code | planted | found | recall | false alarms (healthy) |")
+    print("|---|---|---|---|---|")
+    for c in CHECK_CODES:
+        pc = r["per_code"].get(c)
+        if pc:
+            print(f"| {c} | {pc['planted']} | {pc['found']} | {pc['recall']:.2f} | "
+                  f"{pc['false_alarms']} |")
+    print(f"\n**recall {r['recall']:.3f}**, false alarms on healthy: "
+          f"**{r['false_alarms_total']}**\n")
+    missed = {n: e["missed"] for n, e in r["broken"].items() if e["missed"]}
+    if missed:
+        print("missed:", missed, "\n")
+    fixes = {n: e["fix"] for n, e in r["broken"].items() if "fix" in e}
+    if fixes:
+        print("| broken setup | auto-fixable codes | still there after fix | new after fix | "
+              "status |")
+        print("|---|---|---|---|---|")
+        for n, f in fixes.items():
+            print(f"| {n} | {', '.join(f['fixable']) or '-'} | "
+                  f"{', '.join(f['remaining'] or []) or '-'} | "
+                  f"{', '.join(f.get('new_after_fix', [])) or '-'} | {f['status']} |")
+    for n, obs in r.get("observations", {}).items():
+        print(f"\nobservation {n}:")
+        for code, sev, ev in obs:
+            print(f"  - {sev} {code}: {ev}")
+    print("\n| code | statistic | threshold | healthy min | healthy max | planted setups |")
+    print("|---|---|---|---|---|---|")
+    for k, c in sorted(r["calibration"].items(), key=lambda t: t[1]["code"]):
+        b = "; ".join(f"{n}: {v:.3g}" for n, v in c["broken"])
+        lo = "-" if c["healthy_min"] is None else f"{c['healthy_min']:.3g}"
+        hi = "-" if c["healthy_max"] is None else f"{c['healthy_max']:.3g}"
+        print(f"| {c['code']} | {k} | {c['threshold']} | {lo} | {hi} | {b} |")
+
+
+def _markdown(r: dict, tables: str, seeds: int) -> str:
+    planted = "\n".join(f"| {n} | {', '.join(e['expected'])} | {e['preset']} |"
+                         for n, e in r["broken"].items())
+    healthy = ", ".join(f"`{n}`" for n in r["healthy"])
+    return MD_HEAD.format(n_broken=len(r["broken"]), n_healthy=len(r["healthy"]), seeds=seeds,
+                          n_diag=seeds * len(r["healthy"]), healthy=healthy,
+                          planted=planted) + "\n## Results\n\n" + tables.split("\n", 2)[2] \
+        + MD_NOTES
+
+
+MD_HEAD = """# The doctor zoo: recall, false alarms, auto-fix and threshold calibration
+
+Reproduce (CPU, one thread, about a minute on the shared 2-core machine):
+
+```
+.venv/bin/python benchmarks/doctor_zoo.py --seeds {seeds} --markdown benchmarks/DOCTOR.md
+```
+
+It prints the tables below, writes this file and `benchmarks/out/doctor_zoo.json`. The setups
+live in `benchmarks/zoo_cases.py` (importable; `tests/doctor` reuses a subset).
+
+* **Broken setups** ({n_broken}): one planted pitfall each and the codes it must raise (seed 0).
+  A planted code counts as found when reported as warning or error; other codes the doctor
+  raises too are not scored (most are true consequences: a dead layer has zero gradients).
+* **Healthy setups** ({n_healthy} x {seeds} seeds = {n_diag} diagnoses, preset "full" with an
+  optimizer, so every check runs): {healthy}. Any warning or error is a false alarm; info
+  findings are allowed.
+* **Auto-fix**: for each broken setup with automatic fixes, `diagnosis.fix(model, batch)` (one
+  `initwise.init`) and a second diagnosis; "still there" lists fixed codes that remain, "new"
+  codes that appeared.
+* **Calibration**: for each threshold, the statistic it tests on every healthy diagnosis
+  (min/max) and on the setups planted with that code. Thresholds sit between the two with
+  margin; each check's docstring quotes these numbers.
+
+| broken setup | planted codes | preset |
+|---|---|---|
+{planted}
+"""
+
+MD_NOTES = """
+## Notes on the calibration
+
+* Signal and gradient ratios exclude the first layer (on sparse input its scale is a data
+  question: small first-layer signals train best, FINDINGS.md 1), the output layer (judged by
+  `output.logit_scale` / `loss.init_mismatch`), layers followed by a norm, residual branch ends
+  and zero-initialized layers (SkipInit/Fixup/zero heads scale these down on purpose).
+* `units.dead` counts units never active on any sample of the batch, so it depends on the batch
+  size: a healthy 20-layer Kaiming MLP has 41 % such units on 32 samples, <= 20 % on 256. The
+  warning threshold (60 %) has 1.5 x margin at batch 32; diagnose with batches of >= 64 rows.
+* `loss.init_mismatch` for MSE is looser (5 x target variance) because a unit-variance output on
+  unit-variance targets already doubles the loss (healthy max 2.93). For cross-entropy with
+  fewer than 10 targets per class the reference is log C, not the batch's label entropy.
+* `theory.depth` uses `initwise.theory.max_trainable_depth` (6 xi_c, Schoenholz et al. 2017,
+  arXiv:1611.01232) with sigma_w, sigma_b read from the weights; it runs in preset "full".
+* Deep sigmoid chains (`sigmoid15_vanishing_grad`) get no automatic fix: no initialization makes
+  them trainable (mean-field trainable depth 2-3 for any sigma_w).
+* **After `initwise.init` on raw-scaled inputs a new `grad.exploding` appears**
+  (`unscaled_tabular`, `cnn_raw_pixels_0_255`), and the observation
+  `datainit_on_raw_tabular_adam` (preset "full", Adam 1e-3) shows why: the init folds the
+  standardization into the first layer's weights (divided by feature stds up to 2e9), so the
+  first layer's relative gradient is ~1e9 x the others' and one optimizer step sends the loss
+  from 2.5 to 1.2e6 (SGD: NaN). The doctor reports it (`update.ratio` error, `grad.exploding`);
+  the data.unscaled finding itself is gone. Folding the scale into a fixed (non-trained) input
+  affine instead of the trained weights would keep the optimizer's step sizes sane.
+"""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""Backward and step checks: gradients, update ratios, low-precision underflow, theory depth.
+
+Thresholds are calibrated in ``benchmarks/DOCTOR.md``; each docstring quotes its measurement.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+from initwise.doctor.findings import Finding
+from initwise.doctor.fixes import DATAINIT_FIX, DATAINIT_SNIPPET, depth_fix
+from initwise.doctor.registry import CheckContext
+
+__all__ = ["GRAD_CHECKS"]
+
+GRAD_KINDS = ("linear", "conv", "conv_transpose", "bilinear")
+GRAD_VANISH, GRAD_EXPLODE = 1e-3, 1e3
+UPDATE_WARN, UPDATE_ERROR, UPDATE_TINY = 0.3, 1.0, 1e-7
+LOST_WARN = 0.5
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def check_grad_none(ctx: CheckContext) -> Iterable[Finding]:
+    """grad.none: trainable parameters that receive no gradient from the loss.
+
+    Exact (autograd reports them as unused): no threshold. Frozen parameters
+    (``requires_grad=False``) are by choice and not reported.
+    """
+    if ctx.grads is None:
+        return
+    missing = [n for n, g in ctx.grads.items() if g is None and ctx.params[n].requires_grad]
+    if not missing:
+        return
+    n_el = sum(ctx.params[n].numel() for n in missing)
+    yield Finding(
+        "grad.none", "warning", missing[0].rsplit(".", 1)[0] or "model",
+        f"{len(missing)} trainable parameter(s) ({n_el} values) get no gradient: "
+        f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}; expected none.",
+        "A parameter outside the loss's autograd graph never trains (an unused or detached "
+        "branch, or a module called under no_grad).",
+        "Use the branch in forward(), remove it, or freeze it explicitly "
+        "(requires_grad_(False)).",
+        "for n, p in model.named_parameters():\n    if p.grad is None: print(n)",
+        {"parameters": missing[:50], "values": n_el},
+    )
+
+
+def _grad_chain(ctx: CheckContext) -> list[tuple[str, float]]:
+    # A zero-initialized layer (zero head, SkipInit/Fixup branch ends) blocks the gradient to
+    # the layers before it at step 0 by design: their zero gradients are not a finding.
+    zero_init = any(s.weight_norm == 0.0 for s in ctx.layers if s.kind in GRAD_KINDS)
+    out = []
+    for s in ctx.layers:
+        if s.kind not in GRAD_KINDS or s.grad_norm is None or not s.weight_norm:
+            continue
+        if (zero_init and s.grad_norm == 0.0) or s.residual:
+            continue  # residual branch ends are small by design: their relative grad is large
+        if s.name == ctx.first_layer and ctx.data.sparse:
+            continue  # sparse rows touch few columns: its relative gradient is small by design
+        out.append((s.name, s.grad_norm / s.weight_norm))
+    return out
+
+
+def check_grad_scale(ctx: CheckContext) -> Iterable[Finding]:
+    """grad.vanishing / grad.exploding: relative weight gradients ||dL/dW|| / ||W|| by depth.
+
+    Ratio of a layer's relative gradient to the largest (vanishing) / smallest (exploding)
+    relative gradient of any LATER layer. Healthy zoo setups measure within [0.0074, 16.3];
+    15 sigmoid layers (Xavier) 5e-11, sigma_w = 3 tanh at depth 30 3.1e3. Thresholds 1e-3
+    and 1e3. All-zero gradients are an error unless a zero-initialized layer explains them.
+    """
+    chain = _grad_chain(ctx)
+    if len(chain) < 2:
+        return
+    values = [v for _, v in chain]
+    if all(v == 0 for v in values):
+        yield Finding(
+            "grad.vanishing", "error", "model",
+            "every weight gradient is exactly zero; expected a non-zero gradient.",
+            "No gradient reaches any layer: the network cannot learn (dead units, a zero "
+            "output layer, or a detached graph).",
+            "Check units.dead findings and the output layer; calibrate on data "
+            "(initwise.init).", DATAINIT_SNIPPET, {"relative_grad": dict(chain)}, DATAINIT_FIX,
+        )
+        return
+    worst_v, worst_e = (None, 1.0), (None, 1.0)
+    for i in range(len(chain) - 1):
+        later = values[i + 1:]
+        hi, lo = max(later), min(later)
+        if hi > 0 and values[i] / hi < worst_v[1]:
+            worst_v = (chain[i][0], values[i] / hi)
+        if lo > 0 and values[i] / lo > worst_e[1]:
+            worst_e = (chain[i][0], values[i] / lo)
+    why = ("Backpropagation multiplies the gradient by each layer's Jacobian; with mean "
+           "squared singular value chi != 1 it decays or grows geometrically toward the input "
+           "(Schoenholz et al. 2017, arXiv:1611.01232).")
+    metrics = {"relative_grad": dict(chain)}
+    auto, note = depth_fix({s.activation for s in ctx.layers})
+    if worst_v[0] is not None and worst_v[1] < GRAD_VANISH:
+        yield Finding(
+            "grad.vanishing", "warning", worst_v[0],
+            f"relative gradient ||dL/dW||/||W|| at {worst_v[0]} is {worst_v[1]:.2g} x that of "
+            f"a later layer (expected >= {GRAD_VANISH:g}).", why,
+            "Use an init at the critical point for the activation (Kaiming for ReLU, "
+            "Xavier/LeCun for tanh) or calibrate on data (initwise.init)." + note,
+            DATAINIT_SNIPPET, metrics, auto,
+        )
+    if worst_e[0] is not None and worst_e[1] > GRAD_EXPLODE:
+        yield Finding(
+            "grad.exploding", "warning", worst_e[0],
+            f"relative gradient ||dL/dW||/||W|| at {worst_e[0]} is {worst_e[1]:.3g} x that of "
+            f"a later layer (expected <= {GRAD_EXPLODE:g}).", why,
+            "Reduce the weight scale to the critical gain (chaotic phase), or calibrate on "
+            "data (initwise.init)." + note, DATAINIT_SNIPPET, metrics, auto,
+        )
+
+
+def check_update_ratio(ctx: CheckContext) -> Iterable[Finding]:
+    """update.ratio: ||delta W|| / ||W|| of one optimizer step (on a copy), weights only.
+
+    Rule of thumb ~1e-3 (Karpathy, CS231n). Healthy zoo setups (SGD 0.01-0.1, Adam 1e-3)
+    measure max ratio <= 0.078; SGD lr 50: 25.5, Adam lr 1: 11.2, Adam lr 1e-12: 1e-13. Warning
+    above 0.3, error above 1 or when the loss after the step is non-finite or > 10 x loss0;
+    warning when no weight moves by 1e-7 (the learning rate is effectively zero).
+    """
+    if not ctx.updates:
+        return
+    ratios = {n: u["ratio"] for n, u in ctx.updates.items()
+              if math.isfinite(u["ratio"]) and u["grad"] > 0}
+    worst = max(ratios.items(), key=lambda t: t[1], default=(None, 0.0))
+    after, before = ctx.loss_after, ctx.loss0
+    blown = after is not None and (not math.isfinite(after) or
+                                   (before is not None and after > 10 * max(before, 1e-6)))
+    metrics = {"update_ratio": ratios, "loss_after_step": after}
+    lr_snippet = "for g in optimizer.param_groups:\n    g['lr'] *= 0.1"
+    if worst[1] > UPDATE_WARN or blown:
+        yield Finding(
+            "update.ratio", "error" if worst[1] > UPDATE_ERROR or blown else "warning",
+            worst[0] or "model",
+            f"one optimizer step changes {worst[0]} by {worst[1]:.3g} of its norm (expected "
+            f"~1e-3, <= {UPDATE_WARN}); loss {before if before is None else f'{before:.4g}'} "
+            f"-> {after if after is None else f'{after:.4g}'} after the step.",
+            "Updates much larger than ~1e-3 of the weights overwrite the init in one step and "
+            "diverge (Karpathy, CS231n 'ratio of updates to values').",
+            "Lower the learning rate (or add warm-up).", lr_snippet, metrics,
+        )
+    elif ratios and worst[1] < UPDATE_TINY:
+        yield Finding(
+            "update.ratio", "warning", (worst[0] or "model").rsplit(".", 1)[0],
+            f"the largest update/weight ratio is {worst[1]:.2g} (expected ~1e-3, >= "
+            f"{UPDATE_TINY:g}); the step changes nothing.",
+            "Updates far below 1e-3 of the weights mean the learning rate is effectively zero.",
+            "Raise the learning rate.", lr_snippet, metrics,
+        )
+
+
+def check_update_missing(ctx: CheckContext) -> Iterable[Finding]:
+    """update.missing: trainable parameters with a gradient that the optimizer does not hold.
+
+    Exact (set membership), no threshold: such parameters get gradients and never change --
+    typically a module replaced or added after the optimizer was built.
+    """
+    if ctx.optimizer is None or ctx.grads is None:
+        return
+    held = {id(p) for g in ctx.optimizer.param_groups for p in g["params"]}
+    missing = [n for n, g in ctx.grads.items() if g is not None and id(ctx.params[n]) not in held]
+    if not missing:
+        return
+    yield Finding(
+        "update.missing", "warning", missing[0].rsplit(".", 1)[0] or "model",
+        f"{len(missing)} trainable parameter(s) with a gradient are not in the optimizer: "
+        f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}; expected none.",
+        "The optimizer only updates the parameters it was given; a module replaced or added "
+        "after building it keeps its initial weights forever.",
+        "Build the optimizer after the final model (or add_param_group the new parameters).",
+        "optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)",
+        {"parameters": missing[:50]},
+    )
+
+
+def _estimated_lost(ctx: CheckContext, name: str, p: torch.Tensor, g: torch.Tensor) -> float:
+    group = next((gr for gr in ctx.optimizer.param_groups
+                  if any(q is p for q in gr["params"])), None)
+    if group is None:
+        return 0.0
+    lr = float(group.get("lr", 0.0))
+    step = torch.full_like(g, lr, dtype=torch.float32) if "betas" in group else \
+        lr * g.float().abs()
+    ulp_half = p.detach().float().abs() * torch.finfo(p.dtype).eps / 2
+    nz = g != 0
+    return float(((step < ulp_half) & nz).sum()) / max(int(nz.sum()), 1)
+
+
+def check_underflow(ctx: CheckContext) -> Iterable[Finding]:
+    """dtype.underflow: float16/bfloat16 weights whose updates round away to nothing.
+
+    A step smaller than half an ulp of the weight is lost (bf16 has 8 significant bits: a
+    relative update < 2^-9 ~ 0.2 % vanishes). Measured on the copy's step (preset "full") or
+    estimated from the learning rate (SGD: lr |g|, Adam-family: lr). Warning when > 50 % of
+    the elements with a non-zero gradient would not move; float32 weights never fire.
+    """
+    low = [(n, p) for n, p in ctx.params.items() if p.dtype in LOW_PRECISION and p.requires_grad]
+    if not low:
+        return
+    lost: dict[str, float] = {}
+    if ctx.updates:
+        lost = {n: u["lost"] for n, u in ctx.updates.items() if n in dict(low)}
+    elif ctx.optimizer is not None and ctx.grads is not None:
+        lost = {n: _estimated_lost(ctx, n, p, ctx.grads[n]) for n, p in low
+                if ctx.grads.get(n) is not None}
+    else:
+        ctx.skipped.append("dtype.underflow: low-precision weights but no optimizer to judge "
+                           "update sizes")
+        return
+    bad = {n: v for n, v in lost.items() if v > LOST_WARN}
+    if not bad:
+        return
+    worst = max(bad.items(), key=lambda t: t[1])
+    yield Finding(
+        "dtype.underflow", "warning", worst[0].rsplit(".", 1)[0] or "model",
+        f"{worst[1]:.0%} of {worst[0]}'s gradient-carrying elements would not change in "
+        f"{ctx.params[worst[0]].dtype} after one step ({len(bad)} parameter(s) affected); "
+        f"expected < {LOST_WARN:.0%}.",
+        "Low-precision weights round away updates below half an ulp (2^-9 relative in "
+        "bfloat16): training silently stalls (Micikevicius et al. 2018, arXiv:1710.03740).",
+        "Keep float32 master weights (torch.autocast for the forward pass) or use "
+        "stochastic rounding.",
+        "model.float()\nwith torch.autocast('cuda', dtype=torch.bfloat16):\n    loss = ...",
+        {"lost_fraction": bad},
+    )
+
+
+def check_theory_depth(ctx: CheckContext) -> Iterable[Finding]:
+    """theory.depth: a plain chain deeper than the mean-field trainable depth (6 xi_c).
+
+    For a chain of >= 4 same-activation layers without norm or residual connections,
+    sigma_w^2 = fan_in Var(W) and sigma_b^2 = mean(b^2) are read from the weights and
+    ``initwise.theory.max_trainable_depth`` gives the depth signals survive (Schoenholz et
+    al. 2017, arXiv:1611.01232). Fires when the chain is deeper than that.
+    """
+    chain = [s for s in ctx.layers if s.kind in ("linear", "conv") and s.activation
+             and not s.followed_by_norm and not s.residual and not s.is_output]
+    acts = {s.activation for s in chain}
+    if len(chain) < 4 or len(acts) != 1:
+        return
+    try:
+        from initwise.theory import max_trainable_depth
+    except ImportError:
+        ctx.skipped.append("theory.depth: initwise.theory is not available")
+        return
+    sw, sb = _sigmas(ctx, chain)
+    act = next(iter(acts))
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            limit = float(max_trainable_depth(act, sigma_w=sw, sigma_b=sb))
+    except Exception as exc:  # noqa: BLE001 - unknown activation for the theory engine
+        ctx.skipped.append(f"theory.depth: {act!r} not handled by the theory engine ({exc})")
+        return
+    depth = len(chain) + 1
+    if not depth > limit:
+        return
+    yield Finding(
+        "theory.depth", "warning", chain[0].name,
+        f"{depth} {act} layers with sigma_w {sw:.3g}, sigma_b {sb:.3g}: deeper than the "
+        f"trainable depth {limit:.3g} the mean-field theory gives for this init.",
+        "Off the edge of chaos, correlations between inputs converge to a fixed point within "
+        "a few depth scales xi_c; deeper networks are untrainable (Schoenholz et al. 2017, "
+        "arXiv:1611.01232).",
+        "Initialize at the edge of chaos (initwise.init(..., target='critical') or "
+        "initwise.apply(model, 'critical')), or add normalization / residual connections.",
+        "initwise.apply(model, 'critical')",
+        {"depth": depth, "limit": limit, "sigma_w": sw, "sigma_b": sb, "activation": act},
+        depth_fix({act})[0],
+    )
+
+
+def _sigmas(ctx: CheckContext, chain: list) -> tuple[float, float]:
+    sws, sbs = [], []
+    for s in chain:
+        m = ctx.plans[s.name].module
+        w = getattr(m, "weight", None)
+        if isinstance(w, torch.Tensor) and w.dim() >= 2:
+            fan_in = w[0].numel()
+            sws.append(math.sqrt(fan_in * float(w.detach().double().var())))
+        b = getattr(m, "bias", None)
+        sbs.append(math.sqrt(float((b.detach().double() ** 2).mean()))
+                   if isinstance(b, torch.Tensor) else 0.0)
+    sws.sort()
+    sbs.sort()
+    return sws[len(sws) // 2], sbs[len(sbs) // 2]
+
+
+GRAD_CHECKS = (
+    ("grad.none", check_grad_none, "standard"),
+    ("grad.vanishing", check_grad_scale, "standard"),
+    ("update.ratio", check_update_ratio, "full"),
+    ("update.missing", check_update_missing, "standard"),
+    ("dtype.underflow", check_underflow, "standard"),
+    ("theory.depth", check_theory_depth, "full"),
+)

@@ -1,0 +1,255 @@
+"""Forward checks: signal propagation, unit health, output scale and the loss at init.
+
+Thresholds are calibrated in ``benchmarks/DOCTOR.md``; each docstring quotes its measurement.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from initwise.doctor.diagnosis import LayerStats
+from initwise.doctor.findings import Finding
+from initwise.doctor.fixes import DATAINIT_FIX, DATAINIT_SNIPPET, depth_fix
+from initwise.doctor.registry import CheckContext
+
+__all__ = ["SIGNAL_CHECKS", "hidden_chain"]
+
+CHAIN_KINDS = ("linear", "conv", "conv_transpose", "bilinear", "embedding_bag")
+VANISH_RATIO = 1e-2
+EXPLODE_RATIO = 10.0
+COLLAPSE_FRACTION = 0.02
+DEAD_WARN, DEAD_ERROR = 0.6, 0.9
+SAT_WARN, SAT_ERROR = 0.3, 0.7
+LOGIT_WARN, LOGIT_ERROR = 5.0, 20.0
+MISMATCH_RATIO = {"ce": 2.5, "bce": 2.5, "mse": 5.0}
+MISMATCH_EXCESS = 0.25
+
+
+def hidden_chain(ctx: CheckContext) -> list[LayerStats]:
+    """Hidden layers whose scale nothing normalizes: in order; not the first layer, the output,
+    a residual branch end or a zero-initialized layer."""
+    return [
+        s for s in ctx.layers
+        if s.kind in CHAIN_KINDS and not s.is_output and not s.followed_by_norm
+        and s.name != ctx.first_layer and s.pre_std is not None and math.isfinite(s.pre_std)
+        # zero-initialized layers and residual branch ends are scaled down on purpose
+        # (SkipInit, Fixup, GPT-2's 1/sqrt(2L)): the residual stream carries the signal
+        and s.weight_norm != 0.0 and not s.residual
+    ]
+
+
+def _fmt_layers(items: list[tuple[str, float]], fmt: str = ".3g") -> str:
+    shown = ", ".join(f"{n}: {v:{fmt}}" for n, v in items[:5])
+    return shown + (f" (+{len(items) - 5} more)" if len(items) > 5 else "")
+
+
+def check_signal_scale(ctx: CheckContext) -> Iterable[Finding]:
+    """signal.vanishing / signal.exploding: hidden pre-activation std along depth.
+
+    Ratio of a layer's pre-activation std to the largest (vanishing) or smallest (exploding)
+    std of any earlier hidden layer. Healthy zoo setups (23 architectures x 5 seeds, MLPs up
+    to 20 layers, CNNs, transformer, residual) stay within [0.20, 1.22]; torch's default on a
+    10-layer ReLU MLP measures 5e-4, sigma_w = 0.5 tanh at depth 30 4e-9, a 2 x Kaiming gain at
+    depth 10 104. Thresholds 1e-2 and 10.
+    """
+    chain = hidden_chain(ctx)
+    if len(chain) < 2:
+        return
+    run_max, run_min = chain[0].pre_std, chain[0].pre_std
+    worst_v, worst_e = (None, 1.0), (None, 1.0)
+    for s in chain[1:]:
+        if run_max > 0 and s.pre_std / run_max < worst_v[1]:
+            worst_v = (s, s.pre_std / run_max)
+        if run_min > 0 and s.pre_std / run_min > worst_e[1]:
+            worst_e = (s, s.pre_std / run_min)
+        run_max, run_min = max(run_max, s.pre_std), min(run_min, s.pre_std)
+    profile = ", ".join(f"{s.pre_std:.2g}" for s in chain[:: max(1, len(chain) // 8)])
+    auto, note = depth_fix({s.activation for s in chain})
+    why = ("Each layer multiplies the signal variance by sigma_w^2 E[phi'(z)^2]-like factors; "
+           "away from 1 the signal decays or grows geometrically with depth (Poole et al. 2016, "
+           "arXiv:1606.05340; He et al. 2015, arXiv:1502.01852).")
+    if worst_v[0] is not None and worst_v[1] < VANISH_RATIO:
+        yield Finding(
+            "signal.vanishing", "error" if worst_v[1] < VANISH_RATIO ** 2 else "warning",
+            worst_v[0].name,
+            f"pre-activation std falls to {worst_v[1]:.2g} x its earlier maximum at "
+            f"{worst_v[0].name} (expected >= {VANISH_RATIO:g}); hidden stds: {profile}.",
+            why, "Use a variance-preserving init for each layer's activation (Kaiming for "
+            "ReLU) or calibrate on data (initwise.init)." + note, DATAINIT_SNIPPET,
+            {"ratio": worst_v[1], "pre_std": [s.pre_std for s in chain]}, auto,
+        )
+    if worst_e[0] is not None and worst_e[1] > EXPLODE_RATIO:
+        yield Finding(
+            "signal.exploding", "error" if worst_e[1] > EXPLODE_RATIO ** 2 else "warning",
+            worst_e[0].name,
+            f"pre-activation std grows to {worst_e[1]:.3g} x its earlier minimum at "
+            f"{worst_e[0].name} (expected <= {EXPLODE_RATIO:g}); hidden stds: {profile}.",
+            why, "Scale the weights down to the critical gain, or calibrate on data "
+            "(initwise.init)." + note, DATAINIT_SNIPPET,
+            {"ratio": worst_e[1], "pre_std": [s.pre_std for s in chain]}, auto,
+        )
+
+
+def check_correlation_collapse(ctx: CheckContext) -> Iterable[Finding]:
+    """signal.correlation_collapse: every sample maps to (nearly) the same representation.
+
+    Signal fraction = sum of per-unit variances / sum of per-unit second moments
+    (= 1 - mean pairwise correlation). Healthy zoo setups measure >= 0.09 (the lowest: a
+    20-layer Kaiming ReLU MLP, whose correlations drift toward 1 with depth); a bias of 5 with
+    small weights measures 2e-10. Threshold 0.02 on any hidden layer.
+    """
+    chain = [s for s in hidden_chain(ctx)
+             if s.signal_fraction is not None and math.isfinite(s.signal_fraction)
+             and (s.rms or 0) > 0]
+    bad = [(s.name, s.signal_fraction) for s in chain if s.signal_fraction < COLLAPSE_FRACTION]
+    if not bad:
+        return
+    worst = min(bad, key=lambda t: t[1])
+    auto, note = depth_fix({s.activation for s in chain})
+    yield Finding(
+        "signal.correlation_collapse", "warning", worst[0],
+        f"signal fraction (1 - mean correlation between samples) {_fmt_layers(bad)}; expected "
+        f">= {COLLAPSE_FRACTION}.",
+        "In the ordered phase, or with large biases, all inputs converge to one representation "
+        "and the network cannot tell samples apart (Schoenholz et al. 2017, arXiv:1611.01232).",
+        "Lower the bias scale / center the inputs, or calibrate on data (initwise.init)."
+        + note, DATAINIT_SNIPPET, {"signal_fraction": dict(bad)}, auto,
+    )
+
+
+def check_dead(ctx: CheckContext) -> Iterable[Finding]:
+    """units.dead: ReLU-family units never active on ANY sample of the batch.
+
+    Half-zero outputs are healthy ReLU behaviour; only units with max over the batch <= 0
+    count. Healthy zoo setups measure <= 41 % (a 20-layer Kaiming MLP on a batch of 32; <= 20 %
+    at batch 256); biases of -3 (MLP) and -5 (CNN) kill 100 %. Warning at >= 60 %, error at
+    >= 90 %.
+    """
+    bad = []
+    for s in ctx.layers:
+        plan = ctx.plans[s.name]
+        if plan.act is None or not plan.act.relu_family or not s.units or s.dead_units is None:
+            continue
+        frac = s.dead_units / s.units
+        if frac >= DEAD_WARN:
+            bad.append((s.name, frac))
+    if not bad:
+        return
+    worst = max(frac for _, frac in bad)
+    yield Finding(
+        "units.dead", "error" if worst >= DEAD_ERROR else "warning", bad[0][0],
+        f"fraction of units never active on any of {ctx.data.n_rows} samples: "
+        f"{_fmt_layers(bad, '.0%')}; expected < {DEAD_WARN:.0%}.",
+        "A ReLU unit that is negative on every input gets zero gradient and never recovers "
+        "(Lu et al. 2019, arXiv:1903.06733 'Dying ReLU and Initialization').",
+        "Remove large negative biases / center the inputs, or calibrate on data "
+        "(initwise.init revives dead units).", DATAINIT_SNIPPET,
+        {"dead_fraction": dict(bad)}, DATAINIT_FIX,
+    )
+
+
+def check_saturated(ctx: CheckContext) -> Iterable[Finding]:
+    """units.saturated: tanh/sigmoid-family inputs in the flat region (phi' < 0.1 max phi').
+
+    Healthy zoo tanh nets (torch's 5/3 gain, LeCun) measure <= 11.2 % saturated elements;
+    sigma_w = 3 tanh (chaotic) measures 53 %, sigmoid with 10 x LeCun weights 71 %. Warning
+    above 30 %, error above 70 %.
+    """
+    bad = [(s.name, s.saturated_fraction) for s in ctx.layers
+           if s.saturated_fraction is not None and s.saturated_fraction > SAT_WARN]
+    if not bad:
+        return
+    worst = max(v for _, v in bad)
+    yield Finding(
+        "units.saturated", "error" if worst > SAT_ERROR else "warning",
+        max(bad, key=lambda t: t[1])[0],
+        f"fraction of saturated pre-activations: {_fmt_layers(bad, '.0%')}; expected <= "
+        f"{SAT_WARN:.0%}.",
+        "Saturated units pass almost no gradient (Glorot & Bengio 2010, 'Understanding the "
+        "difficulty of training deep feedforward neural networks').",
+        "Reduce the weight scale to the activation's gain (Xavier/LeCun), or calibrate on "
+        "data (initwise.init).", DATAINIT_SNIPPET,
+        {"saturated_fraction": dict(bad)}, DATAINIT_FIX,
+    )
+
+
+def check_logit_scale(ctx: CheckContext) -> Iterable[Finding]:
+    """output.logit_scale: logits so large that the softmax/sigmoid is saturated at init.
+
+    Per-sample std of the logits across classes (CE) or overall std (BCE). Healthy zoo heads
+    (Kaiming, Xavier, torch default, zero, data-calibrated) measure <= 1.33; logits x 100
+    measure 91. Warning above 5, error above 20.
+    """
+    scale = ctx.output.get("class_std") if ctx.loss_kind == "ce" else ctx.output.get("std")
+    if ctx.loss_kind not in ("ce", "bce") or scale is None or not math.isfinite(scale):
+        return
+    if scale <= LOGIT_WARN:
+        return
+    yield Finding(
+        "output.logit_scale", "error" if scale > LOGIT_ERROR else "warning",
+        ctx.output.get("layer") or "model",
+        f"logit std {scale:.3g} at init ({ctx.output.get('source', 'output')}); expected <= "
+        f"{LOGIT_WARN:g}.",
+        "Large initial logits make confident random predictions: the loss starts far above "
+        "log(C) and the first steps only undo the scale (Karpathy 2019, 'A Recipe for "
+        "Training Neural Networks').",
+        "Scale the output layer down and set its bias to the log label prior "
+        "(initwise.init calibrates the output).", DATAINIT_SNIPPET,
+        {"logit_std": scale}, DATAINIT_FIX,
+    )
+
+
+def check_loss(ctx: CheckContext) -> Iterable[Finding]:
+    """loss.nonfinite and loss.init_mismatch: the loss at init against the label prior.
+
+    The best constant predictor's loss (label-prior entropy for CE/BCE, target variance for
+    MSE) is what a well-initialized model starts at. Healthy zoo setups measure loss0 / prior
+    <= 1.41 (CE), 1.43 (BCE), 2.93 (MSE: output variance adds to the target variance); zero
+    bias on 99:1 labels 12, logits x 100 65, MSE on 0/1 targets 53, targets of mean 50 2.5e3.
+    Warning above 2.5 (CE/BCE) / 5 (MSE) when the excess is also > 0.25 nats (0.25 x target
+    variance for MSE); error above 10 x those ratios. With fewer than 10 targets per class
+    (a language model's vocabulary on a small batch) the batch cannot estimate the prior and
+    the uniform predictor's log C is the reference.
+    """
+    if ctx.loss0 is None:
+        return
+    if not math.isfinite(ctx.loss0):
+        yield Finding(
+            "loss.nonfinite", "error", "loss",
+            f"loss at init is {ctx.loss0}; expected a finite number.",
+            "A non-finite loss gives non-finite gradients: the first step destroys the weights.",
+            "Find the NaN/Inf source: inputs (data.nonfinite), overflowing activations, or "
+            "log(0) in a custom loss.", "torch.autograd.set_detect_anomaly(True)",
+            {"loss": str(ctx.loss0)},
+        )
+        return
+    if ctx.prior is None or ctx.loss_kind is None:
+        return
+    ratio = ctx.loss0 / max(ctx.prior, 1e-12)
+    excess = ctx.loss0 - ctx.prior
+    floor = MISMATCH_EXCESS * (ctx.prior if ctx.loss_kind == "mse" else 1.0)
+    if ratio <= MISMATCH_RATIO[ctx.loss_kind] or excess <= floor:
+        return
+    yield Finding(
+        "loss.init_mismatch", "error" if ratio > 10 * MISMATCH_RATIO[ctx.loss_kind] else
+        "warning", "loss",
+        f"{ctx.loss_kind} loss at init {ctx.loss0:.4g} vs the label-prior loss "
+        f"{ctx.prior:.4g} (ratio {ratio:.3g}; expected <= {MISMATCH_RATIO[ctx.loss_kind]:g}).",
+        "A well-initialized model starts at the loss of the best constant predictor; the "
+        "excess is spent in the first steps undoing the init (Karpathy 2019, 'A Recipe for "
+        "Training Neural Networks': verify loss @ init).",
+        "Set the output bias to the log label prior (mean target for MSE) and keep the output "
+        "small, or let initwise calibrate the output layer.", DATAINIT_SNIPPET,
+        {"loss": ctx.loss0, "prior": ctx.prior, "ratio": ratio}, DATAINIT_FIX,
+    )
+
+
+SIGNAL_CHECKS = (
+    ("signal.vanishing", check_signal_scale),
+    ("signal.correlation_collapse", check_correlation_collapse),
+    ("units.dead", check_dead),
+    ("units.saturated", check_saturated),
+    ("output.logit_scale", check_logit_scale),
+    ("loss.init_mismatch", check_loss),
+)
