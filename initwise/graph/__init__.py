@@ -54,6 +54,7 @@ __all__ = [
     "ModelSnapshot",
     "Node",
     "activation_of_module",
+    "check_materialized",
     "layer_modules",
     "layer_kind",
     "norm_name",
@@ -103,21 +104,40 @@ def aliases_of(model: nn.Module) -> dict[str, tuple[str, ...]]:
     return {k: tuple(v) for k, v in extra.items()}
 
 
-def _check_traceable(model: Any) -> None:
+def check_materialized(model: Any, *, then: str, meta_remedy: str) -> None:
+    """Refuse a non-module, or a model with lazy (unmaterialized) or meta-device parameters.
+
+    Args:
+        model: the model.
+        then: what the caller does once the model is materialized (``"trace"``, ``"call
+            apply"``), for the lazy-parameter remedy.
+        meta_remedy: the remedy for a meta-device parameter.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+        ValueError: naming the first lazy or meta parameter and the remedy.
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}.")
     for name, p in model.named_parameters():
         if isinstance(p, nn.parameter.UninitializedParameter):
             raise ValueError(
-                f"model: parameter {name!r} is an uninitialized lazy parameter; run one forward "
-                f"pass on a real batch first so lazy modules materialize, then trace."
+                f"model: parameter {name!r} belongs to a lazy module that is not materialized "
+                f"(its shape is unknown); run one forward pass on a real batch first, then "
+                f"{then}."
             )
         if p.device.type == "meta":
             raise ValueError(
-                f"model: parameter {name!r} is on the meta device and holds no data; call "
-                f"model.to_empty(device=...) and initialize it before tracing, or use "
-                f"initwise.graph.trace_structure(model), which needs no data."
+                f"model: parameter {name!r} is on the meta device and holds no data; "
+                f"{meta_remedy}"
             )
+
+
+def _check_traceable(model: Any) -> None:
+    check_materialized(
+        model, then="trace",
+        meta_remedy="call model.to_empty(device=...) and initialize it before tracing, or use "
+                    "initwise.graph.trace_structure(model), which needs no data.")
 
 
 def trace(model: nn.Module, inputs: Any) -> ModelGraph:

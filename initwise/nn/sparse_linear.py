@@ -209,6 +209,7 @@ class SparseLinear(nn.Module):
                 raise ValueError(
                     f"SparseLinear: input width {x.shape[-1]} != in_features {self.in_features}"
                 )
+            self._check_dtype(x.dtype)
             out = x @ self.weight
             return out if self.bias is None else out + self.bias
         if x.dim() != 2 or x.shape[1] != self.in_features:
@@ -236,7 +237,24 @@ class SparseLinear(nn.Module):
             )
         if indices.dim() != 1 or offsets.dim() != 1:
             raise ValueError("SparseLinear: bag indices and offsets must be 1-D tensors")
+        if indices.numel():
+            lo, hi = int(indices.min()), int(indices.max())
+            if lo < 0 or hi >= self.in_features:
+                bad = lo if lo < 0 else hi
+                raise ValueError(
+                    f"SparseLinear: bag index {bad} is outside [0, {self.in_features}) "
+                    f"(in_features); indices are feature ids: hash or clip the data to "
+                    f"in_features columns, or build the layer with a larger in_features"
+                )
         return indices, offsets, weights
+
+    def _check_dtype(self, dtype: torch.dtype) -> None:
+        if dtype != self.weight.dtype:
+            raise TypeError(
+                f"SparseLinear: input values are {dtype} but the weight is "
+                f"{self.weight.dtype}; convert one (e.g. x.to({self.weight.dtype}) or "
+                f"layer.to({dtype}))"
+            )
 
     def _bag(
         self,
@@ -246,12 +264,8 @@ class SparseLinear(nn.Module):
         *,
         include_last_offset: bool,
     ) -> torch.Tensor:
-        if weights is not None and weights.dtype != self.weight.dtype:
-            raise TypeError(
-                f"SparseLinear: input values are {weights.dtype} but the weight is "
-                f"{self.weight.dtype}; convert one (e.g. x.to({self.weight.dtype}) or "
-                f"layer.to({weights.dtype}))"
-            )
+        if weights is not None:
+            self._check_dtype(weights.dtype)
         if offsets.dtype != indices.dtype:
             offsets = offsets.to(indices.dtype)
         out = F.embedding_bag(

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from initwise.graph import ModelGraph, ModelSnapshot
+from initwise.graph import ModelGraph, ModelSnapshot, check_materialized
 from initwise.initreport import InitReport
 from initwise.policy._apply import ON_UNKNOWN, _Walker, seeded_global_rng
 from initwise.policy._named import SCHEME_NAMES, critical, named_policy, torch_policy
@@ -99,20 +99,10 @@ def _generator(generator: torch.Generator | None, seed: int | None) -> tuple[tor
 
 
 def _check_model(model: Any) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}.")
-    for name, p in model.named_parameters():
-        if isinstance(p, nn.parameter.UninitializedParameter):
-            raise ValueError(
-                f"model: parameter {name!r} belongs to a lazy module that is not materialized "
-                f"(its shape is unknown); run one forward pass on a real batch first, then "
-                f"call apply."
-            )
-        if p.device.type == "meta":
-            raise ValueError(
-                f"model: parameter {name!r} is on the meta device and has no storage; call "
-                f"model.to_empty(device='cpu') (or your device) first, then apply() fills it."
-            )
+    check_materialized(
+        model, then="call apply",
+        meta_remedy="call model.to_empty(device='cpu') (or your device) first, then apply() "
+                    "fills it.")
 
 
 def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,

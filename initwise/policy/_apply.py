@@ -16,6 +16,7 @@ from torch.nn.utils import parametrize
 from initwise.graph._state import rng_devices
 from initwise.initreport import InitReport, ParamRecord
 from initwise.policy._overrides import Overrides
+from initwise.policy._rules import legacy_hooks, legacy_names
 from initwise.policy._types import ModulePlan, ParamInit, Policy, PolicyContext
 
 __all__ = ["ON_UNKNOWN", "seeded_global_rng"]
@@ -31,6 +32,10 @@ class _Own:
     qname: str
     tensor: torch.Tensor
     parametrized: bool = False
+    legacy: Any = None  # the old-style SpectralNorm/WeightNorm hook computing ``name``
+    #: other tensors set together with this one (weight_norm's magnitude, a parametrization's
+    #: further originals), as (qualified name, tensor); reported with the same scheme
+    extras: tuple[tuple[str, torch.Tensor], ...] = ()
 
     @property
     def frozen(self) -> bool:
@@ -39,11 +44,22 @@ class _Own:
 
 def _own_params(mname: str, module: nn.Module) -> list[_Own]:
     prefix = f"{mname}." if mname else ""
-    own = [_Own(k, prefix + k, v) for k, v in module._parameters.items() if v is not None]
+    hooks, legacy = legacy_hooks(module), legacy_names(module)
+    own = []
+    for k, v in module._parameters.items():
+        base = legacy.get(k, k)
+        if v is None or not base:  # weight_norm's weight_g is set with weight_v
+            continue
+        hook = hooks.get(base) if k in legacy else None
+        g = module._parameters.get(f"{base}_g") if k == f"{base}_v" else None
+        extras = ((prefix + f"{base}_g", g),) if g is not None else ()
+        own.append(_Own(base, prefix + k, v, legacy=hook, extras=extras))
     if parametrize.is_parametrized(module):
         for key, plist in module.parametrizations.items():
-            pname, original = next(iter(plist.named_parameters(recurse=False)))
-            own.append(_Own(key, f"{prefix}parametrizations.{key}.{pname}", original, True))
+            (pname, original), *more = plist.named_parameters(recurse=False)
+            own.append(_Own(key, f"{prefix}parametrizations.{key}.{pname}", original, True,
+                            extras=tuple((f"{prefix}parametrizations.{key}.{n}", t)
+                                         for n, t in more)))
     return own
 
 
@@ -109,6 +125,18 @@ class _Walker:
             if todo:
                 self._execute(mname, module, self._decide(mname, module), todo)
                 self.done.update((id(o.tensor), o.qname) for o in todo)
+                self.done.update((id(t), o.qname) for o in todo for _, t in o.extras)
+            elif _no_params(module) and self._stats_only(mname, module):
+                module.reset_running_stats()  # as every policy does for an affine norm
+
+    def _stats_only(self, mname: str, module: nn.Module) -> bool:
+        """A norm without affine parameters but with running statistics (BatchNorm(affine=
+        False)), not skipped by an override: its statistics are reset like an affine one's."""
+        if not (callable(getattr(module, "reset_running_stats", None))
+                and getattr(module, "track_running_stats", False)):
+            return False
+        hit = self.overrides.match(mname, module)
+        return hit is None or hit[1] != "skip"
 
     def _decide(self, mname: str, module: nn.Module) -> Any:
         hit = self.overrides.match(mname, module)
@@ -162,6 +190,8 @@ class _Walker:
         if via_inverse:
             setattr(module, own.name, work.to(dtype=target.dtype, device=target.device))
             return "parametrized: set through right_inverse, parametrization kept"
+        if own.legacy is not None:
+            return _set_legacy(module, own, work)
         if not direct:
             target.copy_(work)
         if own.parametrized:
@@ -176,7 +206,7 @@ class _Walker:
         protected = [p for p in module.parameters() if id(p) not in mine]
         saved = [p.detach().clone() for p in protected]
         with seeded_global_rng(self.gen, self.devices):
-            if any(o.parametrized for o in todo):
+            if any(o.parametrized or o.legacy is not None for o in todo):
                 _reset_through_copy(module, todo)
             else:
                 _reset_method(module)()
@@ -208,6 +238,10 @@ class _Walker:
             init.fan_in if init else None, init.fan_out if init else None,
             init.gain if init else None, _std(value), "; ".join(notes),
         ))
+        for qname, tensor in own.extras:
+            self.report.params.append(ParamRecord(
+                qname, mname, type(module).__name__, scheme, std=_std(tensor),
+                note=f"set together with {own.qname}"))
 
 
 def _reset_method(module: nn.Module) -> Any:
@@ -221,13 +255,57 @@ def _reset_method(module: nn.Module) -> Any:
 def _reset_through_copy(module: nn.Module, todo: list[_Own]) -> None:
     """reset_parameters cannot reach a parametrization's original: reset a plain copy, then
     assign its tensors (parametrized ones through right_inverse)."""
-    twin = copy.deepcopy(module)
-    for key in list(twin.parametrizations.keys()):
-        parametrize.remove_parametrizations(twin, key, leave_parametrized=True)
+    # an old-style hook's computed weight is a non-leaf tensor, which deepcopy refuses
+    memo = {id(t): t.detach().clone() for t in (getattr(module, n, None)
+                                                 for n in legacy_hooks(module))
+            if isinstance(t, torch.Tensor)}
+    twin = copy.deepcopy(module, memo)
+    if parametrize.is_parametrized(twin):
+        for key in list(twin.parametrizations.keys()):
+            parametrize.remove_parametrizations(twin, key, leave_parametrized=True)
+    from torch.nn.utils.spectral_norm import SpectralNorm
+
+    for name, hook in legacy_hooks(twin).items():  # `name` becomes a plain Parameter
+        if isinstance(hook, SpectralNorm):
+            torch.nn.utils.remove_spectral_norm(twin, name)
+        else:
+            torch.nn.utils.remove_weight_norm(twin, name)
     _reset_method(twin)()
     for own in todo:
         value = getattr(twin, own.name).detach()
         if own.parametrized:
             setattr(module, own.name, value)
+        elif own.legacy is not None:
+            _set_legacy(module, own, value)
         else:
             own.tensor.copy_(value)
+
+
+#: Power iterations run after refilling a spectral_norm'd weight, so the stored singular
+#: vectors (and the sigma the next forward divides by) belong to the NEW weight.
+_POWER_ITERATIONS = 30
+
+
+def _set_legacy(module: nn.Module, own: _Own, value: torch.Tensor) -> str:
+    """Set the weight an old-style hook computes: spectral_norm's ``weight_orig`` (then power
+    iterations), or weight_norm's ``weight_v = w``, ``weight_g = ||w||`` (so the weight is w)."""
+    from torch.nn.utils.spectral_norm import SpectralNorm
+
+    hook, name = own.legacy, own.name
+    own.tensor.copy_(value)
+    if isinstance(hook, SpectralNorm):
+        for _ in range(_POWER_ITERATIONS):
+            hook.compute_weight(module, do_power_iteration=True)
+        setattr(module, name, hook.compute_weight(module, do_power_iteration=False))
+        return (f"spectral_norm: the scheme filled {name}_orig; the weight used is "
+                f"{name}_orig / sigma_max")
+    g = getattr(module, f"{name}_g")
+    g.copy_(torch.norm_except_dim(own.tensor, 2, hook.dim).to(g.dtype))
+    setattr(module, name, hook.compute_weight(module))
+    return f"weight_norm: {name}_v = w and {name}_g = ||w|| (so the weight is w)"
+
+
+def _no_params(module: nn.Module) -> bool:
+    """No parameter of its own (``BatchNorm(affine=False)`` registers ``weight = None``)."""
+    return all(v is None for v in module._parameters.values()) and not (
+        parametrize.is_parametrized(module))

@@ -28,7 +28,7 @@ from initwise.policy._rules import (
     structural_plan,
     zero_padding,
 )
-from initwise.policy._types import ModulePlan, ParamInit, PolicyContext
+from initwise.policy._types import ModulePlan, ParamInit, PolicyContext, activation_key
 
 __all__ = ["SCHEME_NAMES", "critical", "named_policy", "torch_policy"]
 
@@ -184,7 +184,7 @@ def critical(sigma_b: float | None = None) -> Callable[..., ModulePlan | None]:
     """
     if sigma_b is not None and (not math.isfinite(sigma_b) or sigma_b < 0):
         raise ValueError(f"critical: sigma_b must be a finite float >= 0, got {sigma_b!r}.")
-    cache: dict[str, tuple[float, float] | None] = {}
+    cache: dict[tuple[str, Any], tuple[float, float] | None] = {}
 
     def policy(name: str, module: nn.Module, ctx: PolicyContext) -> ModulePlan | None:
         from initwise.policy._rules import auto_policy, dense_plan
@@ -194,7 +194,7 @@ def critical(sigma_b: float | None = None) -> Callable[..., ModulePlan | None]:
         act = ctx.activation(module)
         if act is None:
             return dense_plan(name, module, ctx)
-        key = repr(act[1]) if isinstance(act[1], nn.Module) else act[0]
+        key = activation_key(*act)
         if key not in cache:
             cache[key] = _edge(act, sigma_b)
         if cache[key] is None:

@@ -57,6 +57,7 @@ class Overrides:
         from initwise.policy._types import policies
 
         self.items: list[tuple[Any, Any]] = []
+        self._modules = dict(model.named_modules())
         if overrides is None:
             return
         if not isinstance(overrides, Mapping):
@@ -117,12 +118,20 @@ class Overrides:
         return False
 
     def match(self, name: str, module: nn.Module) -> tuple[Any, Any] | None:
-        """The first ``(key, value)`` whose glob matches ``name`` or whose type ``module`` is."""
+        """The first ``(key, value)`` whose glob matches ``name`` or one of its ancestors, or
+        whose type ``module`` or one of its ancestors is (an override covers a subtree)."""
         for key, value in self.items:
-            hit = _glob_match(name, key) if isinstance(key, str) else isinstance(module, key)
+            hit = _glob_match(name, key) if isinstance(key, str) else self._is_in(name, module, key)
             if hit:
                 return key, value
         return None
+
+    def _is_in(self, name: str, module: nn.Module, key: type) -> bool:
+        if isinstance(module, key):
+            return True
+        parts = name.split(".") if name else []
+        return any(isinstance(self._modules.get(".".join(parts[:i])), key)
+                   for i in range(len(parts)))
 
     def decide(self, hit: tuple[Any, Any], name: str, module: nn.Module,
                ctx: PolicyContext) -> Any:

@@ -121,7 +121,7 @@ def dense_plan(name: str, module: nn.Module, ctx: PolicyContext) -> ModulePlan:
     g, scheme, note = _act_note(ctx, module)
     n_res = _norm_free_branches(ctx)
     node = ctx.layer(module)
-    if n_res > 1 and node is not None and node.residual and node.module is module:
+    if n_res > 1 and node is not None and node.residual and _last_of(node, module):
         g /= math.sqrt(n_res)
         note += f"; last layer of a residual branch in a norm-free net: / sqrt({n_res})"
     plan = ModulePlan({"weight": ParamInit(scheme, normal(g / math.sqrt(max(f.fan_in, 1))),
@@ -129,6 +129,13 @@ def dense_plan(name: str, module: nn.Module, ctx: PolicyContext) -> ModulePlan:
     if _has(module, "bias"):
         plan.params["bias"] = ZEROS
     return plan
+
+
+def _last_of(node: Any, module: nn.Module) -> bool:
+    """Whether ``module`` is the last matrix of graph layer ``node``: the layer itself, or the
+    output projection of an attention layer (``MultiheadAttention.out_proj``)."""
+    return node.module is module or (node.kind == "attention"
+                                     and getattr(node.module, "out_proj", None) is module)
 
 
 def _norm_free_branches(ctx: PolicyContext) -> int:
@@ -237,10 +244,37 @@ def norm_plan(name: str, module: nn.Module, ctx: PolicyContext) -> ModulePlan:
     return plan
 
 
+def legacy_hooks(module: nn.Module) -> dict[str, Any]:
+    """Old-style reparametrization hooks (``torch.nn.utils.spectral_norm`` / ``weight_norm``) of
+    ``module``, by the name of the tensor they compute (``"weight"``)."""
+    from torch.nn.utils.spectral_norm import SpectralNorm
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    return {h.name: h for h in module._forward_pre_hooks.values()
+            if isinstance(h, (SpectralNorm, WeightNorm))}
+
+
+def legacy_names(module: nn.Module) -> dict[str, str]:
+    """Raw parameter name -> the name policies plan for, for old-style hooks: spectral_norm's
+    ``weight_orig`` and weight_norm's ``weight_v`` stand for ``weight``; weight_norm's magnitude
+    ``weight_g`` maps to ``""`` (it is set together with ``weight_v``)."""
+    from torch.nn.utils.spectral_norm import SpectralNorm
+
+    out: dict[str, str] = {}
+    for name, hook in legacy_hooks(module).items():
+        if isinstance(hook, SpectralNorm):
+            out[f"{name}_orig"] = name
+        else:
+            out[f"{name}_v"], out[f"{name}_g"] = name, ""
+    return out
+
+
 def _own(module: nn.Module) -> list[str]:
     from torch.nn.utils import parametrize
 
-    names = [k for k, v in module._parameters.items() if v is not None]
+    legacy = legacy_names(module)
+    names = [legacy.get(k, k) for k, v in module._parameters.items() if v is not None]
+    names = [n for n in names if n]
     if parametrize.is_parametrized(module):
         names += list(module.parametrizations.keys())
     return names

@@ -134,7 +134,7 @@ class PolicyContext:
         if act is None:
             return 1.0
         name, fn = act
-        key = (name, repr(fn) if isinstance(fn, nn.Module) else name)
+        key = activation_key(name, fn)
         if key not in self._gains:
             from initwise.schemes.gains import gain
 
@@ -150,6 +150,15 @@ class PolicyContext:
                 raise ValueError(f"activation {name!r} after a layer has no finite gain.")
             self._gains[key] = value
         return self._gains[key]
+
+
+def activation_key(name: str, fn: Any) -> tuple[str, Any]:
+    """A cache key for an activation: its repr for a module without parameters (two
+    ``nn.LeakyReLU(0.2)`` are the same), the instance itself for one WITH parameters (two
+    ``nn.PReLU`` with different slopes are not, though their reprs are equal)."""
+    if isinstance(fn, nn.Module):
+        return (name, id(fn)) if any(True for _ in fn.parameters()) else (name, repr(fn))
+    return (name, name)
 
 
 @dataclass(frozen=True)

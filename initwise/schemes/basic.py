@@ -46,6 +46,8 @@ def uniform_(
     Returns:
         ``tensor``.
     """
+    if tensor.is_meta:  # no values: skip torch's meta path (it imports torch._dynamo)
+        return tensor
     with torch.no_grad():
         return tensor.uniform_(a, b, generator=generator)
 
@@ -64,6 +66,8 @@ def normal_(
     Returns:
         ``tensor``.
     """
+    if tensor.is_meta:  # no values: skip torch's meta path (it imports torch._dynamo)
+        return tensor
     with torch.no_grad():
         return tensor.normal_(mean, std, generator=generator)
 
@@ -103,6 +107,8 @@ def trunc_normal_(
     """
     if not std > 0 or not a < b:
         raise ValueError(f"trunc_normal_ needs std > 0 and a < b, got std={std}, a={a}, b={b}")
+    if tensor.is_meta:
+        return tensor
     return torch.nn.init.trunc_normal_(tensor, mean, std, a, b, generator=generator)
 
 
@@ -133,6 +139,8 @@ def trunc_normal_keras_(
     """
     if not std > 0:
         raise ValueError(f"trunc_normal_keras_ needs std > 0, got {std}")
+    if tensor.is_meta:
+        return tensor
     s = std / KERAS_TRUNCATION_STD
     return torch.nn.init.trunc_normal_(tensor, mean, s, mean - 2 * s, mean + 2 * s,
                                        generator=generator)

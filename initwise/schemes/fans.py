@@ -245,8 +245,10 @@ def _resolve(module: nn.Module, name: str) -> tuple[nn.Module, str]:
     for part in path:
         child = getattr(module, part, None)
         if not isinstance(child, nn.Module):
+            known = [n for n, _ in module.named_parameters()][:8]
             raise ValueError(
-                f"{type(module).__name__} has no submodule {part!r} (looking up {name!r})"
+                f"fans: {type(module).__name__} has no submodule {part!r} (looking up {name!r}); "
+                f"pass a parameter name as module.named_parameters() gives it, e.g. {known}"
             )
         module = child
     return module, leaf

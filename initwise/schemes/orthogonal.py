@@ -6,6 +6,8 @@ is torch's layout for ``Linear`` and ``ConvNd`` weights (``(out, in/groups, *ker
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -29,6 +31,19 @@ def _check_groups(tensor: Tensor, groups: int, where: str) -> int:
     return tensor.shape[0] // groups
 
 
+def _set_centre_taps(tensor: Tensor, groups: int, block: Callable[[], Tensor]) -> Tensor:
+    """Zero ``tensor`` (``(out, in/groups, *kernel)``) and write ``block()``, an
+    ``(out/groups, in/groups)`` matrix (called once per group, in group order), on the centre
+    tap ``k // 2`` of each group's rows. A 2-D tensor has no kernel: the block is the matrix."""
+    per_group = tensor.shape[0] // groups
+    centre = tuple(k // 2 for k in tensor.shape[2:])
+    with torch.no_grad():
+        tensor.zero_()
+        for g in range(groups):
+            tensor[(slice(g * per_group, (g + 1) * per_group), slice(None), *centre)] = block()
+    return tensor
+
+
 def orthogonal_(
     tensor: Tensor, gain: float = 1, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -38,7 +53,9 @@ def orthogonal_(
     when ``out <= in`` (orthonormal rows), ``W^T W = gain^2 I`` when ``out >= in`` (orthonormal
     columns: the map is a norm-preserving isometry). Drawn from the Haar measure (QR of a
     Gaussian matrix with the sign of ``diag(R)`` fixed). Bit-identical to
-    ``torch.nn.init.orthogonal_`` for the same generator.
+    ``torch.nn.init.orthogonal_`` for the same generator on float32/float64 tensors; float16 and
+    bfloat16 tensors (where torch raises: QR has no kernel for them) get the float32 result
+    rounded once.
 
     Args:
         tensor: the tensor to fill in place, >= 2 dims.
@@ -64,16 +81,19 @@ def orthogonal_(
         return tensor
     rows = tensor.size(0)
     cols = tensor.numel() // rows
+    # QR has no float16/bfloat16 kernel (torch's own orthogonal_ raises there): draw and
+    # factorize in float32, then round once into the tensor. float32/float64: torch's path.
+    work = tensor.dtype if tensor.dtype in (torch.float32, torch.float64) else torch.float32
     with torch.no_grad():
-        flat = tensor.new_empty((rows, cols)).normal_(0, 1, generator=generator)
+        flat = tensor.new_empty((rows, cols), dtype=work).normal_(0, 1, generator=generator)
         if rows < cols:
             flat.t_()
         q, r = torch.linalg.qr(flat)
         q *= torch.diag(r, 0).sign()
         if rows < cols:
             q.t_()
+        q *= gain  # before the copy: one rounding into a low-precision tensor
         tensor.copy_(q.reshape(tensor.shape))
-        tensor.mul_(gain)
     return tensor
 
 
@@ -112,14 +132,8 @@ def delta_orthogonal_(tensor: Tensor, gain: float = 1.0, generator: torch.Genera
     per_group = _check_groups(tensor, groups, where)
     if tensor.numel() == 0 or tensor.is_meta:
         return tensor
-    centre = tuple(k // 2 for k in tensor.shape[2:])
-    with torch.no_grad():
-        tensor.zero_()
-        for g in range(groups):
-            block = tensor.new_empty((per_group, tensor.shape[1]))
-            orthogonal_(block, gain, generator)
-            tensor[(slice(g * per_group, (g + 1) * per_group), slice(None), *centre)] = block
-    return tensor
+    return _set_centre_taps(tensor, groups, lambda: orthogonal_(
+        tensor.new_empty((per_group, tensor.shape[1])), gain, generator))
 
 
 def eye_(tensor: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
@@ -168,14 +182,8 @@ def dirac_(tensor: Tensor, groups: int = 1, *, generator: torch.Generator | None
     per_group = _check_groups(tensor, groups, "dirac_")
     if tensor.is_meta:
         return tensor
-    n = min(per_group, tensor.shape[1])
-    centre = tuple(k // 2 for k in tensor.shape[2:])
-    with torch.no_grad():
-        tensor.zero_()
-        d = torch.arange(n)
-        for g in range(groups):
-            tensor[(g * per_group + d, d, *centre)] = 1
-    return tensor
+    eye = torch.eye(per_group, tensor.shape[1], dtype=tensor.dtype, device=tensor.device)
+    return _set_centre_taps(tensor, groups, lambda: eye)
 
 
 def identity_(tensor: Tensor, groups: int = 1, *,
@@ -269,9 +277,4 @@ def zero_(tensor: Tensor, groups: int = 1, *, generator: torch.Generator | None 
     if tensor.numel() == 0 or tensor.is_meta:
         return tensor
     block = _zero_matrix(per_group, tensor.shape[1], tensor.dtype).to(tensor.device)
-    centre = tuple(k // 2 for k in tensor.shape[2:])
-    with torch.no_grad():
-        tensor.zero_()
-        for g in range(groups):
-            tensor[(slice(g * per_group, (g + 1) * per_group), slice(None), *centre)] = block
-    return tensor
+    return _set_centre_taps(tensor, groups, lambda: block)

@@ -10,6 +10,9 @@ from torch import Tensor
 
 __all__ = ["sparse_"]
 
+#: Most random keys held at once while choosing positions (elements; 2^24 float32 = 64 MiB).
+_KEY_BLOCK = 2**24
+
 
 def sparse_(tensor: Tensor, nonzeros: int = 15, gain: float = 1.0,
             generator: torch.Generator | None = None) -> Tensor:
@@ -73,8 +76,15 @@ def sparse_(tensor: Tensor, nonzeros: int = 15, gain: float = 1.0,
         )
     std = gain / math.sqrt(nonzeros)
     with torch.no_grad():
-        keys = torch.rand((rows, cols), generator=generator, device=tensor.device)
-        positions = keys.argsort(dim=1)[:, :nonzeros]
+        # the positions are the `nonzeros` smallest of `cols` uniform keys per row, drawn in
+        # blocks of rows so a 2^20-input layer never holds a full (rows, cols) key matrix
+        # (plus its sort indices); the blocks consume the generator as one draw would
+        step = max(1, _KEY_BLOCK // cols)
+        positions = torch.cat([
+            torch.rand((min(step, rows - r), cols), generator=generator, device=tensor.device)
+            .topk(nonzeros, dim=1, largest=False, sorted=True).indices
+            for r in range(0, rows, step)
+        ])
         values = torch.empty((rows, nonzeros), dtype=tensor.dtype, device=tensor.device)
         values.normal_(0.0, std, generator=generator)
         flat = torch.zeros((rows, cols), dtype=tensor.dtype, device=tensor.device)

@@ -172,6 +172,8 @@ def variance_scaling_(
         return tensor
     modes = ("fan_in", "fan_out", "fan_avg")
     variance = scale / _fan(_fans_of(tensor, fans, where), mode, where, modes, keras=True)
+    if tensor.is_meta:  # shapes checked above; a meta tensor has no values to fill
+        return tensor
     if distribution == "truncated_normal":
         return trunc_normal_keras_(tensor, 0.0, math.sqrt(variance), generator=generator)
     with torch.no_grad():
@@ -210,6 +212,8 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: torch.Generato
     f = _fans_of(tensor, fans, "xavier_uniform_")
     std = gain * math.sqrt(2.0 / float(f.fan_in + f.fan_out))
     a = math.sqrt(3.0) * std
+    if tensor.is_meta:  # shapes checked above; a meta tensor has no values to fill
+        return tensor
     with torch.no_grad():
         return tensor.uniform_(-a, a, generator=generator)
 
@@ -239,6 +243,8 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator
         return tensor
     f = _fans_of(tensor, fans, "xavier_normal_")
     std = gain * math.sqrt(2.0 / float(f.fan_in + f.fan_out))
+    if tensor.is_meta:  # shapes checked above; a meta tensor has no values to fill
+        return tensor
     with torch.no_grad():
         return tensor.normal_(0.0, std, generator=generator)
 
@@ -287,6 +293,8 @@ def kaiming_uniform_(
         return tensor
     std = _kaiming_std(tensor, a, mode, nonlinearity, fans, "kaiming_uniform_")
     bound = math.sqrt(3.0) * std
+    if tensor.is_meta:  # shapes checked above; a meta tensor has no values to fill
+        return tensor
     with torch.no_grad():
         return tensor.uniform_(-bound, bound, generator=generator)
 
@@ -325,6 +333,8 @@ def kaiming_normal_(
     if tensor.numel() == 0:
         return tensor
     std = _kaiming_std(tensor, a, mode, nonlinearity, fans, "kaiming_normal_")
+    if tensor.is_meta:  # shapes checked above; a meta tensor has no values to fill
+        return tensor
     with torch.no_grad():
         return tensor.normal_(0, std, generator=generator)
 

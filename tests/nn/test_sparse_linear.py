@@ -172,6 +172,13 @@ def test_sparse_to_bag_coo_offsets():
             "input values are torch.float64 but the weight is torch.float32",
         ),
         (lambda: [[1], [0]], TypeError, "tuple of tensors"),
+        # regressions: torch's own messages ("expected m1 and m2 to have the same dtype",
+        # "Expected i < index_size") named neither the layer nor the remedy
+        (lambda: torch.zeros(2, IN, dtype=torch.float64), TypeError,
+         r"input values are torch.float64 .* x.to\(torch.float32\)"),
+        (lambda: (torch.tensor([1, IN]), torch.tensor([0])), ValueError,
+         r"bag index 23 is outside \[0, 23\) \(in_features\); .*hash or clip"),
+        (lambda: (torch.tensor([-1]), torch.tensor([0])), ValueError, "bag index -1 is outside"),
         (lambda: np.zeros((2, IN)), TypeError, "got ndarray"),
     ],
 )

@@ -50,7 +50,21 @@ def test_acceptance_model_every_parameter_reported(h):
     # ConvTranspose2d(1, 2, 4, stride=2): fan_in = 1 * 4 * 4 / (2 * 2) = 4, not torch's 32
     up = report.param("up.weight")
     assert (up.fan_in, up.fan_out) == (4, 32)
-    assert report.to_json()  # serializable
+    _assert_printable_and_json(report)
+
+
+def _assert_printable_and_json(report):
+    """str(report) is a table with one row per parameter; to_json round-trips every record."""
+    import json
+
+    lines = str(report).splitlines()
+    assert lines[1].split() == ["parameter", "type", "scheme", "fan_in", "fan_out", "gain", "std"]
+    rows = [line.split()[:3] for line in lines[3:3 + len(report.params)]]
+    assert rows == [[r.name, r.module_type, r.scheme] for r in report.params]
+    data = json.loads(report.to_json())
+    assert data["policy"] == report.policy and data["seed"] == report.seed
+    assert [(d["name"], d["scheme"], d["fan_in"], d["gain"]) for d in data["params"]] == [
+        (r.name, r.scheme, r.fan_in, r.gain) for r in report.params]
 
 
 def test_on_unknown_error_names_module_and_remedy_and_changes_nothing(h):
@@ -286,3 +300,84 @@ def test_bad_policy_return_value():
         apply(nn.Sequential(nn.Linear(2, 2)), lambda n, m, c: "zeros", seed=0)
     with pytest.raises(TypeError, match="not an nn.Module|torch.nn.Module"):
         apply("model")
+
+
+def _mlp():
+    return nn.Sequential(nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 2))
+
+
+@pytest.mark.parametrize("policy", ["auto", "xavier"])
+def test_old_style_spectral_norm_weight_orig_is_initialized(policy):
+    # regression: weight_orig was reported "reset_parameters" but left untouched (the module's
+    # reset wrote into the computed `weight` attribute), and u, v stayed those of the old weight
+    plain, model = _mlp(), _mlp()
+    nn.utils.spectral_norm(model[0])
+    apply(plain, policy, seed=4)
+    report = apply(model, policy, seed=4)
+    rec = report.param("0.weight_orig")
+    assert rec.scheme == {"auto": "kaiming_normal", "xavier": "xavier_uniform"}[policy]
+    assert "spectral_norm" in rec.note and rec.fan_in == 64
+    assert torch.equal(model[0].weight_orig, plain[0].weight)  # the same draws as unwrapped
+    w, u, v = model[0].weight_orig.detach(), model[0].weight_u, model[0].weight_v
+    # power iteration estimate (always <= sigma_max): ~0 with the stale u, v; >= 0.9 after
+    assert float(u @ w @ v) / float(torch.linalg.matrix_norm(w, 2)) > 0.9
+    model.eval()
+    assert torch.allclose(model[0](torch.eye(64)) - model[0].bias, (w / float(u @ w @ v)).T)
+
+
+def test_old_style_spectral_norm_under_the_torch_policy_resets_weight_orig():
+    model = _mlp()
+    nn.utils.spectral_norm(model[0])
+    before = model[0].weight_orig.detach().clone()
+    report = apply(model, "torch", seed=4)
+    assert report.param("0.weight_orig").scheme == "reset_parameters"
+    assert not torch.equal(before, model[0].weight_orig)
+    assert float(model[0].weight_orig.detach().abs().max()) <= 1 / 8  # Linear's U(-1/sqrt(64), ..)
+
+
+def test_old_style_weight_norm_sets_direction_and_magnitude():
+    plain, model = _mlp(), _mlp()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch deprecates the old weight_norm
+        nn.utils.weight_norm(model[0])
+    apply(plain, seed=4)
+    report = apply(model, seed=4)
+    names = {"0.weight_v", "0.weight_g", "0.bias", "2.weight", "2.bias"}
+    assert {r.name for r in report.params} == names
+    assert report.param("0.weight_v").scheme == report.param("0.weight_g").scheme
+    assert report.param("0.weight_v").scheme == "kaiming_normal"
+    assert torch.equal(model[0].weight_v, plain[0].weight)
+    assert torch.allclose(model[0](torch.eye(64)) - model[0].bias, plain[0].weight.T, atol=1e-6)
+
+
+def test_atomic_after_a_spectral_norm_layer_was_filled(h):
+    model = _mlp()
+    nn.utils.spectral_norm(model[0])
+    before = h.bits(model)  # weight_orig, weight_u, weight_v included
+
+    def explode(name, module, ctx):
+        if name == "2":
+            raise _Boom("after layer 0")
+        from initwise.policy._rules import auto_policy
+
+        return auto_policy(name, module, ctx)
+
+    with pytest.raises(_Boom):
+        apply(model, Policy("explode", explode), seed=0)
+    assert h.same_bits(before, h.bits(model))
+
+
+def test_weight_norm_parametrization_reports_both_originals():
+    # regression: only `original0` (the magnitude) was reported; `original1` was set (through
+    # right_inverse) but missing from the report and from the tied-tensor bookkeeping
+    plain, model = _mlp(), _mlp()
+    parametrizations.weight_norm(model[0])
+    apply(plain, seed=4)
+    report = apply(model, seed=4)
+    g = report.param("0.parametrizations.weight.original0")
+    v = report.param("0.parametrizations.weight.original1")
+    assert g.scheme == v.scheme == "kaiming_normal"
+    assert v.note == "set together with 0.parametrizations.weight.original0"
+    original1 = model[0].parametrizations.weight.original1.detach()
+    assert v.std == pytest.approx(float(original1.std(unbiased=False)))
+    assert torch.allclose(model[0].weight, plain[0].weight, atol=1e-6)

@@ -39,6 +39,20 @@ def test_overrides_by_glob_and_type(h):
     assert report.param("encoder.0.bias").scheme == "zeros"  # 1-d: as auto decides
 
 
+def test_a_type_override_covers_the_subtree_of_a_container_type():
+    # regression: {nn.TransformerEncoderLayer: ...} matched nothing (the layer owns no
+    # parameters itself, its Linear/MHA children are not of that type) and was silently ignored
+    model = nn.Sequential(nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), nn.Linear(8, 2))
+    report = apply(model, seed=0, overrides={nn.TransformerEncoderLayer: "xavier_uniform"})
+    inner = [r for r in report.params if r.name.startswith("0.") and r.name.endswith("weight")
+             and "norm" not in r.name]
+    assert [r.name for r in inner] == ["0.self_attn.in_proj_weight",
+                                       "0.self_attn.out_proj.weight", "0.linear1.weight",
+                                       "0.linear2.weight"]
+    assert {r.scheme for r in inner} == {"xavier_uniform"}
+    assert report.param("1.weight").scheme == "lecun_normal"  # outside the subtree: auto
+
+
 def test_first_matching_override_wins_and_skip():
     model = Net()
     before = model.encoder[2].weight.clone()

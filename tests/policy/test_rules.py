@@ -150,6 +150,20 @@ def test_norm_layers_reset_to_identity():
     assert int(model[1].num_batches_tracked) == 0
 
 
+def test_batchnorm_without_affine_has_its_statistics_reset_too():
+    # regression: affine norms had running stats reset, BatchNorm(affine=False) (no parameters,
+    # so never visited) kept stale ones; a frozen affine norm and a "skip" override keep theirs
+    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6, affine=False),
+                          nn.BatchNorm1d(6, affine=False), nn.BatchNorm1d(6))
+    model[3].requires_grad_(False)
+    for m in model[1:]:
+        m.running_mean.fill_(2.0)
+    apply(model, seed=0, overrides={"2": "skip"})
+    assert torch.equal(model[1].running_mean, torch.zeros(6))
+    assert torch.equal(model[2].running_mean, torch.full((6,), 2.0))
+    assert torch.equal(model[3].running_mean, torch.full((6,), 2.0))
+
+
 def test_prelu_gets_its_init_slope():
     model = nn.Sequential(nn.Linear(3, 3), nn.PReLU(init=0.1))
     apply(model, seed=0)
@@ -255,6 +269,31 @@ def test_norm_free_residual_branches_are_scaled(h):
     assert apply(normed, seed=0, example_inputs=x).param("b.0.weight").gain == 1.0
 
 
+def test_norm_free_attention_branch_scales_its_output_projection(h):
+    # regression: the 1/sqrt(N) of norm-free residual branches skipped MultiheadAttention,
+    # whose last matrix is its out_proj child, not the module the graph marks residual
+    class AttnRes(nn.Module):
+        def __init__(self, width: int = 64) -> None:
+            super().__init__()
+            self.attn = nn.ModuleList(nn.MultiheadAttention(width, 4, batch_first=True)
+                                      for _ in range(2))
+            self.ff = nn.ModuleList(nn.Linear(width, width) for _ in range(2))
+            self.head = nn.Linear(width, 3)
+
+        def forward(self, x):
+            for a, f in zip(self.attn, self.ff):
+                x = x + a(x, x, x)[0]
+                x = x + f(x)
+            return self.head(x)
+
+    model = AttnRes()
+    report = apply(model, seed=0, example_inputs=torch.randn(2, 5, 64))
+    for name in ("attn.0.out_proj.weight", "attn.1.out_proj.weight", "ff.1.weight"):
+        assert report.param(name).gain == pytest.approx(0.5), name  # 1 / sqrt(4 branches)
+    h.assert_std(model.attn[0].out_proj.weight, 0.5 / 8)
+    assert report.param("attn.0.in_proj_weight").gain == 1.0  # q, k, v are not the branch end
+
+
 def test_custom_module_bias_is_zeroed_and_the_rest_is_unknown():
     class BagModel(nn.Module):  # the FINDINGS idiom: EmbeddingBag + a bias of the model's own
         def __init__(self) -> None:
@@ -300,3 +339,12 @@ def test_sparse_linear_uses_its_own_fans(h):
     report = apply(model, "xavier", seed=0)
     assert report.param("0.weight").fan_in == 2**14
     h.assert_std(model[0].weight, math.sqrt(2 / (2**14 + 64)))
+
+
+def test_two_prelus_with_different_slopes_give_different_gains():
+    # regression: the gain cache was keyed by repr(module), equal for every nn.PReLU
+    model = nn.Sequential(nn.Linear(8, 8), nn.PReLU(init=0.1), nn.Linear(8, 8),
+                          nn.PReLU(init=0.5), nn.Linear(8, 2))
+    report = apply(model, seed=0, example_inputs=torch.randn(4, 8))
+    for name, a in (("0.weight", 0.1), ("2.weight", 0.5)):
+        assert report.param(name).gain == pytest.approx(math.sqrt(2 / (1 + a * a)), rel=1e-6)

@@ -26,6 +26,7 @@ def test_in_place_returns_tensor_without_autograd_history(name):
     w = torch.nn.Parameter(torch.full(SHAPE.get(name, (6, 4, 3)), 0.25))
     out = getattr(S, name)(w, *ARGS.get(name, ()))
     assert out is w and out.grad_fn is None and w.requires_grad and w.is_leaf
+    assert not bool((w == 0.25).all())  # it wrote into w (no scheme here leaves 0.25 everywhere)
 
 
 @pytest.mark.parametrize("name", SCHEMES)

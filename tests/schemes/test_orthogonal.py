@@ -33,6 +33,17 @@ def test_orthogonal_is_haar_first_entry_moments():
     assert abs(draws.mean().item()) < 0.1  # se 0.02: no sign bias from the QR convention
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_orthogonal_on_half_precision_is_the_float32_draw_rounded(dtype):
+    # regression: QR has no bf16/fp16 kernel, so these raised NotImplementedError ("geqrf_cpu")
+    ref = S.orthogonal_(torch.empty(6, 4, 3), 1.3, _gen(8))
+    assert torch.equal(S.orthogonal_(torch.empty(6, 4, 3, dtype=dtype), 1.3, _gen(8)),
+                       ref.to(dtype))
+    ref = S.delta_orthogonal_(torch.empty(8, 4, 3, 3), generator=_gen(9), groups=2)
+    low = S.delta_orthogonal_(torch.empty(8, 4, 3, 3, dtype=dtype), generator=_gen(9), groups=2)
+    assert torch.equal(low, ref.to(dtype))
+
+
 def _circular_conv(w, x):
     pads = []
     for k in reversed(w.shape[2:]):

@@ -55,3 +55,17 @@ def test_errors():
         S.sparse_(torch.empty(4, 4), 5)
     with pytest.raises(ValueError, match=r"shape \(4,\)"):
         S.sparse_(torch.empty(4), 1)
+
+
+def test_wide_layer_positions_drawn_in_row_blocks_give_the_same_bits(monkeypatch):
+    # a 2^20-input layer must not materialize a (rows, cols) key matrix and its argsort; the
+    # row blocks must be invisible: the same bits as one full draw (block of every row)
+    import initwise.schemes.sparse as sp
+
+    whole = S.sparse_(torch.empty(37, 50), 4, 1.0, _gen(5))
+    monkeypatch.setattr(sp, "_KEY_BLOCK", 3 * 50 + 7)  # blocks of 3 rows, 13 blocks
+    blocked = S.sparse_(torch.empty(37, 50), 4, 1.0, _gen(5))
+    assert torch.equal(whole, blocked)
+    keys = torch.rand((37, 50), generator=_gen(5))  # twin: argsort of the full key matrix
+    expected = keys.argsort(dim=1)[:, :4].sort(dim=1).values
+    assert torch.equal(torch.nonzero(blocked)[:, 1].reshape(37, 4), expected)
