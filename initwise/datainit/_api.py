@@ -1,0 +1,248 @@
+"""`initwise.init`: structural init, then calibration on real batches (rules: package doc)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+from initwise.datainit._guard import atomic, calibration_mode, preserve_rng
+from initwise.datainit._stats import all_reduce_sum, dist_active
+from initwise.initreport import InitReport, LossCalibration
+
+__all__ = ["CRITICAL_SIGMA_B", "TARGETS", "critical_rms", "init"]
+
+TARGETS = ("auto", "unit", "critical")
+ON_UNKNOWN = ("warn", "error", "skip")
+# bias std of the critical (edge-of-chaos) point used by target="critical": a small bias keeps
+# q* > 0 for odd activations (tanh has q* = 0 at sigma_b = 0); Schoenholz et al. 2017, Fig. 1.
+CRITICAL_SIGMA_B = 0.05
+
+
+def _validate(model: Any, loss: Any, target: Any, batches: Any, on_unknown: Any,
+              max_iters: Any, tol: Any, generator: Any) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"init: model must be a torch.nn.Module, got {type(model).__name__}.")
+    if loss is not None and loss not in ("ce", "bce", "mse"):
+        raise ValueError(f"init: loss={loss!r}; valid values are None (infer), 'ce', 'bce', "
+                         f"'mse'.")
+    if not (target in TARGETS or (isinstance(target, (int, float)) and not isinstance(
+            target, bool) and math.isfinite(target) and target > 0)):
+        raise ValueError(f"init: target={target!r}; valid values are {TARGETS} or a positive "
+                         f"pre-activation RMS (float).")
+    if not isinstance(batches, int) or isinstance(batches, bool) or batches < 1:
+        raise ValueError(f"init: batches={batches!r}; expected a positive integer (e.g. 4).")
+    if on_unknown not in ON_UNKNOWN:
+        raise ValueError(f"init: on_unknown={on_unknown!r}; valid values are {ON_UNKNOWN}.")
+    if not isinstance(max_iters, int) or isinstance(max_iters, bool) or max_iters < 1:
+        raise ValueError(f"init: max_iters={max_iters!r}; expected a positive integer.")
+    if not isinstance(tol, (int, float)) or not 0 < tol < 1:
+        raise ValueError(f"init: tol={tol!r}; expected a float in (0, 1), e.g. 0.05.")
+    if generator is not None and not isinstance(generator, (torch.Generator, int)):
+        raise TypeError(f"init: generator must be a torch.Generator, an int seed or None; got "
+                        f"{type(generator).__name__}.")
+
+
+def _generator(generator: torch.Generator | int | None) -> tuple[torch.Generator, int | None]:
+    """A CPU generator; ``None`` derives a seed from the caller's global RNG without advancing it.
+
+    In a distributed run the seed of rank 0 is broadcast so that every rank draws the same bits.
+    """
+    if isinstance(generator, torch.Generator):
+        return generator, None  # the user's generator: same seed on every rank is their contract
+    if generator is None:
+        peek = torch.Generator()
+        peek.set_state(torch.get_rng_state())
+        seed = int(torch.randint(2**62, (1,), generator=peek))
+    else:
+        seed = int(generator)
+    if dist_active():
+        import torch.distributed as dist
+
+        t = torch.tensor([seed], dtype=torch.int64)
+        dist.broadcast(t, src=0)
+        seed = int(t)
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g, seed
+
+
+def _prepare(data: Any, n: int, device: torch.device) -> list[tuple[Any, Any]]:
+    from initwise.modelio import iter_batches, split_batch, to_torch
+
+    out = []
+    for batch in iter_batches(data, n):
+        inputs, targets = split_batch(batch)
+        out.append((to_torch(inputs, device), None if targets is None else to_torch(targets)))
+    return out
+
+
+def _loss_pass(model: nn.Module, batches: list, loss: str | None) -> tuple:
+    """(mean loss or None, LossSpec or None, output source, n_outputs) on the batches."""
+    from initwise.modelio import call_model, compute_loss, extract_logits, infer_loss
+
+    spec, source, n_out, tot, cnt = None, "output", 0, 0.0, 0.0
+    with torch.no_grad():
+        for inputs, targets in batches:
+            logits, source = extract_logits(call_model(model, inputs))
+            if targets is None:
+                continue
+            t = targets.to(logits.device)
+            spec = spec or infer_loss(logits, t, loss)
+            n_out = logits.shape[spec.class_dim]
+            n = float((t != -100).sum()) if spec.kind == "ce" else float(t.numel())
+            tot += float(compute_loss(spec, logits.float(), t)) * n
+            cnt += n
+    if spec is None:
+        return None, None, source, 0
+    tot, cnt = all_reduce_sum([tot, cnt])
+    return tot / max(cnt, 1.0), spec, source, n_out
+
+
+def critical_rms(activation: str | None) -> float | None:
+    """``sqrt(q*)`` of the critical point at ``sigma_b = CRITICAL_SIGMA_B``, or ``None``.
+
+    ``None`` when there is no stable critical point with a finite positive ``q*`` (ReLU is
+    critical at every ``q``; a linear layer has no activation): the walk then aims at 1.
+    """
+    if activation is None:
+        return None
+    from initwise.theory.criticality import critical_point
+
+    point = critical_point(activation, CRITICAL_SIGMA_B)
+    q = float(point.q_star)
+    if not point.stable or not math.isfinite(q) or q <= 0:
+        return None
+    return math.sqrt(q)
+
+
+def _broadcast(model: nn.Module) -> None:
+    """Safety net: every rank takes rank 0's final parameters and buffers (bitwise)."""
+    if not dist_active():
+        return
+    import torch.distributed as dist
+
+    nccl = dist.get_backend() == "nccl"
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            buf = t.detach() if nccl else t.detach().cpu().clone()
+            dist.broadcast(buf, src=0)
+            if not nccl:
+                t.copy_(buf)
+
+
+def init(
+    model: nn.Module,
+    data: Any,
+    *,
+    loss: str | None = None,
+    policy: str = "auto",
+    target: str | float = "auto",
+    batches: int = 4,
+    generator: torch.Generator | int | None = None,
+    on_unknown: str = "warn",
+    max_iters: int = 10,
+    tol: float = 0.05,
+) -> InitReport:
+    """Initialize ``model`` for ``data``: structural init, then calibration on real batches.
+
+    The rules, and why, are in the :mod:`initwise.datainit` docstring.
+
+    Args:
+        model: the network (modified in place; atomic: on any error it is left exactly as it was).
+        data: a batch ``(inputs, targets)`` or inputs alone, or an iterable of batches (DataLoader,
+            list); inputs may be dense tensors/ndarrays, ``torch.sparse`` COO/CSR, ``scipy.sparse``
+            (never densified), EmbeddingBag triples, dicts (``model(**inputs)``) or tuples.
+        loss: ``"ce"``, ``"bce"``, ``"mse"``, or ``None`` (default) to infer it from the targets.
+        policy: the structural policy for :func:`initwise.policy.apply` (default ``"auto"``).
+        target: pre-activation RMS aimed for: ``"auto"`` (default: 1 behind dense inputs, the
+            fan-in rule's small scale behind sparse inputs), ``"unit"`` (LSUV), ``"critical"``
+            (the edge-of-chaos fixed point ``sqrt(q*)`` of each layer's activation), or a float.
+        batches: number of calibration batches taken from ``data`` (default 4).
+        generator: ``torch.Generator`` or int seed; ``None`` (default) derives a seed from the
+            global RNG without advancing it. Same seed, same data -> identical bits.
+        on_unknown: ``"warn"`` (default), ``"error"`` or ``"skip"`` for layers initwise cannot
+            calibrate (recurrent, attention, custom parametrized modules).
+        max_iters: maximum calibration adjustments per layer (default 10).
+        tol: relative tolerance on the pre-activation RMS (default 0.05).
+
+    Returns:
+        An :class:`~initwise.InitReport` with ``params`` (structural init), ``layers`` (one
+        :class:`~initwise.initreport.LayerCalibration` per layer), ``loss`` and ``warnings``.
+
+    Raises:
+        TypeError: ``model`` is not a module, or ``data``/``generator`` has an unsupported type.
+        ValueError: an invalid option, targets that fit no loss, or (``on_unknown="error"``) a
+            layer that cannot be calibrated.
+
+    Example:
+        >>> import torch, initwise.datainit as di
+        >>> net = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.ReLU(),
+        ...                           torch.nn.Linear(16, 3))
+        >>> x, y = torch.randn(64, 5) * 100, torch.randint(0, 3, (64,))
+        >>> rep = di.init(net, (x, y), generator=0)
+        >>> abs(rep.loss.after - rep.loss.target) < 0.05 * rep.loss.target
+        True
+    """
+    _validate(model, loss, target, batches, on_unknown, max_iters, tol, generator)
+    from initwise.modelio import model_device
+
+    cal = _prepare(data, batches, model_device(model))
+    with preserve_rng(), atomic(model):
+        gen, seed = _generator(generator)
+        report, emit = _run(model, cal, loss, policy, target, gen, on_unknown, max_iters, tol)
+        report.seed = seed
+        _broadcast(model)
+    for msg in emit:
+        warnings.warn(msg, UserWarning, stacklevel=2)
+    return report
+
+
+def _run(model: nn.Module, cal: list, loss: str | None, policy: str, target: Any,
+         gen: torch.Generator, on_unknown: str, max_iters: int, tol: float
+         ) -> tuple[InitReport, list[str]]:
+    """The body of :func:`init` (inside its atomic guard); returns the report and the warnings
+    to emit at the caller."""
+    from initwise.datainit._output import TargetStats, calibrate_output
+    from initwise.datainit._walk import WalkConfig, calibrate_layers
+    from initwise.graph import trace
+    from initwise.policy import apply
+
+    with calibration_mode(model):
+        before, spec, source, n_out = _loss_pass(model, cal, loss)
+    report = apply(model, policy, generator=gen, example_inputs=cal[0][0], on_unknown=on_unknown)
+    report.policy = policy
+    with calibration_mode(model):
+        graph = trace(model, cal[0][0])
+        cfg = WalkConfig(float(target) if isinstance(target, (int, float)) else target,
+                         max_iters, float(tol), on_unknown, gen)
+        if target == "critical":
+            cfg.critical_rms = critical_rms
+        st = calibrate_layers(model, cal, graph, cfg)
+        report.layers = st.layers
+        report.warnings.extend(graph.warnings)
+        report.warnings.extend(st.warnings)
+        emit = list(st.warnings)
+        if spec is None:
+            report.warnings.append("init: the data has no targets; the output layer was "
+                                   "calibrated like a hidden layer and no label prior was set.")
+            return report, emit
+        ts = TargetStats.collect(spec, [t for _, t in cal], n_out)
+        note, warns = calibrate_output(model, cal, graph, spec, ts, n_out)
+        report.warnings.extend(warns)
+        emit.extend(warns)
+        after, _, _, _ = _loss_pass(model, cal, spec.kind)
+    report.loss = LossCalibration(spec.kind, before, after, ts.prior_loss(), source)
+    if note and report.layers:
+        for lc in report.layers:
+            if graph.layers and lc.module == _head_name(graph):
+                lc.note = "; ".join(x for x in (lc.note, note) if x)
+    return report, emit
+
+
+def _head_name(graph: Any) -> str:
+    heads = [n.name for n in graph.layers if n.is_output]
+    return heads[-1] if heads else ""

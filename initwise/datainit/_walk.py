@@ -1,0 +1,334 @@
+"""The calibration walk: every layer, in execution order, measured on the calibration batches.
+
+See :mod:`initwise.datainit` for the rules and why; this module implements them:
+
+* data layers first get their input rule (dense: fold standardization into the weights and bias;
+  sparse/lookup: the fan-in rule over all rows with unit feature values, in closed form);
+* then per layer, until the tolerance is met or ``max_iters`` adjustments were made: re-draw a
+  constant layer (once), revive dead ReLU-family units, un-saturate saturated units, and scale the
+  weight (and the weight-proportional part of the bias) so the pre-activation RMS hits the target.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from initwise.datainit._layers import (
+    CALIBRATED_KINDS,
+    ActInfo,
+    act_info,
+    bias_of,
+    fan_in,
+    n_lookup_rows,
+    unit_axis,
+    weight_of,
+)
+from initwise.datainit._measure import Measurement, measure
+from initwise.initreport import LayerCalibration
+
+__all__ = ["WalkConfig", "WalkState", "calibrate_layers"]
+
+_TINY = 1e-10  # relative variance under which an output counts as constant
+# column-scale spread beyond which the report warns that folding cannot replace standardizing
+# the data for the optimizer (two orders of magnitude; a warning only, no behaviour depends on it)
+RAW_SPREAD_WARN = 100.0
+
+
+@dataclass
+class WalkConfig:
+    """Settings of one calibration walk (see :func:`initwise.datainit.init`)."""
+
+    target: str | float
+    max_iters: int
+    tol: float
+    on_unknown: str
+    generator: torch.Generator
+    critical_rms: Any = None  # activation name -> sqrt(q*) or None (target="critical")
+
+
+@dataclass
+class WalkState:
+    """What the walk has decided so far."""
+
+    rho: float | None = None
+    seen: set[int] = field(default_factory=set)
+    layers: list[LayerCalibration] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    data_rms: list[float] = field(default_factory=list)
+
+    def warn(self, msg: str) -> None:
+        """Record a warning (``init`` emits them at the caller once the walk is done)."""
+        self.warnings.append(msg)
+
+
+def _rms(t: torch.Tensor) -> float:
+    """Root mean square (a norm in the tensor's dtype: no float64 copy of a 2^24-row table)."""
+    n = t.numel()
+    return float(torch.linalg.vector_norm(t.detach())) / math.sqrt(n) if n else 0.0
+
+
+def _per_unit(w: torch.Tensor, axis: int, vec: torch.Tensor) -> torch.Tensor:
+    shape = [1] * w.dim()
+    shape[axis] = -1
+    return vec.to(w.dtype).reshape(shape)
+
+
+def _randn(shape: Any, gen: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    return torch.randn(shape, generator=gen, dtype=torch.float32).to(like.device, like.dtype)
+
+
+def _base_target(cfg: WalkConfig, st: WalkState, act: ActInfo) -> float:
+    if isinstance(cfg.target, float):
+        return cfg.target
+    if cfg.target == "unit":
+        return 1.0
+    if cfg.target == "critical":
+        return (cfg.critical_rms(act.name) if cfg.critical_rms else None) or 1.0
+    return st.rho if st.rho is not None else 1.0
+
+
+def _standardize(module: nn.Module, w: torch.Tensor, bias: torch.Tensor | None,
+                 m: Measurement) -> tuple[str, float]:
+    """Fold per-column standardization of a dense data input into ``w`` and ``bias``.
+
+    ``W[:, j] /= s_j`` and ``b -= W' m``: the layer computes on raw ``x`` exactly what it would
+    compute on ``(x - m) / s``. Without a bias the columns are scaled by their RMS instead.
+    """
+    cols = m.columns
+    n_units = m.out.s1.numel()
+    axis = unit_axis(module, w, n_units)
+    if cols is None or axis is None or w.dim() < 2:
+        return "", 1.0
+    if getattr(module, "groups", 1) != 1 or w.shape[1 - axis] != cols.s1.numel():
+        return "", 1.0
+    mean, std, rms = cols.mean(), cols.std(), cols.rms()
+    scale_src = std if bias is not None else rms
+    ok = scale_src > 1e-12 * (1.0 + mean.abs())
+    scale = torch.where(ok, scale_src, torch.ones_like(scale_src))
+    wv = w if axis == 0 else w.t()  # (units, columns, *kernel) view
+    shape = [1, -1] + [1] * (w.dim() - 2)
+    with torch.no_grad():
+        wv.div_(scale.to(w.dtype).reshape(shape))
+        if bias is not None:
+            summed = wv.double().sum(dim=tuple(range(2, w.dim()))) if w.dim() > 2 else wv.double()
+            bias.sub_((summed @ mean.to(summed.device)).to(bias.dtype))
+    spread = float(scale.max() / scale.min())
+    return f"inputs standardized (column scales span x{spread:.3g})", spread
+
+
+def _sparse_rule(module: nn.Module, w: torch.Tensor, n_units: int, m: Measurement,
+                 act: ActInfo, cur: float) -> str:
+    """Closed form for sparse/lookup data layers (rule 2 of the package docstring).
+
+    Weight std ``gain / sqrt(n_rows)`` -- the fan-in rule counting every row of the table --
+    so the pre-activation RMS is ``gain * sqrt(E[sum_j x_j^2] / n_rows)``; capped at ``gain``
+    (what a dense layer on unit-scale inputs gets) when raw values are huge.
+    """
+    n_rows = n_lookup_rows(module, w, n_units)
+    if n_rows <= 0 or m.sparse is None:
+        return ""
+    eff = m.sparse.eff_fan_in
+    target_std = act.gain / math.sqrt(max(n_rows, eff))
+    if cur > 0:
+        with torch.no_grad():
+            w.mul_(target_std / cur)
+    capped = " (capped: huge values)" if eff > n_rows else ""
+    return (f"sparse input: {n_rows} rows, effective fan-in {eff:.4g}, "
+            f"value rms {math.sqrt(m.sparse.value_ms):.3g}; weight std {target_std:.3g}{capped}")
+
+
+@dataclass
+class _Plan:
+    scale: float
+    dbias: torch.Tensor
+    flip: torch.Tensor
+    redraw: torch.Tensor
+    shrink: torch.Tensor
+    dead: int
+    saturated: int
+    pre_rms: float
+    ok: bool
+
+
+def _plan(m: Measurement, target: float | None, act: ActInfo, bias: torch.Tensor | None,
+          b0: torch.Tensor | None, hopeless: torch.Tensor, tol: float) -> _Plan:
+    o = m.out
+    mean, var = o.mean(), o.var()
+    n = mean.numel()
+    seen = torch.full((n,), o.count > 0, dtype=torch.bool, device=mean.device)
+    flat = var <= _TINY * (1.0 + mean * mean)
+    dead = (o.zmax <= 0) & seen & ~hopeless if act.relu_family else torch.zeros_like(seen)
+    sat = torch.zeros_like(seen)
+    if act.saturating and act.sat_threshold is not None:
+        sat = (o.sat / max(o.count, 1.0) > 0.5) & ~hopeless
+    dbias = torch.zeros_like(mean)
+    flip = torch.zeros_like(seen)
+    shrink = torch.ones_like(mean)
+    if bias is not None:
+        dbias = torch.where(dead | sat, -mean, dbias)
+    else:
+        flip = dead & ~flat & (o.zmin < 0)
+        if act.sat_threshold is not None:
+            unit_rms = (o.s2 / max(o.count, 1.0)).sqrt()
+            shrink = torch.where(sat, (act.sat_threshold / 2) / unit_rms.clamp_min(1e-30), shrink)
+    redraw = dead & flat
+    shift = b0.double() - dbias if b0 is not None else torch.zeros_like(mean)
+    ms = o.shifted_second_moment(shift) * shrink * shrink
+    pre_rms = float(ms.mean().clamp_min(0).sqrt())
+    scale = target / pre_rms if target is not None and pre_rms > 0 else 1.0
+    ok = abs(scale - 1.0) <= tol and not bool(dead.any()) and not bool(sat.any())
+    return _Plan(scale, dbias, flip, redraw, shrink, int(dead.sum()), int(sat.sum()),
+                 pre_rms, ok)
+
+
+def _apply(p: _Plan, w: torch.Tensor, axis: int | None, bias: torch.Tensor | None,
+           b0: torch.Tensor | None, gen: torch.Generator) -> None:
+    with torch.no_grad():
+        if axis is not None:
+            if p.flip.any():
+                w.mul_(_per_unit(w, axis, 1.0 - 2.0 * p.flip.double()))
+            if p.redraw.any():
+                idx = p.redraw.nonzero().flatten().to(w.device)
+                sub = w.index_select(axis, idx)
+                w.index_copy_(axis, idx, _randn(sub.shape, gen, w) * max(_rms(w), 1e-12))
+            if (p.shrink != 1).any():
+                w.mul_(_per_unit(w, axis, p.shrink))
+        w.mul_(p.scale)
+        if bias is not None:
+            new = b0 + p.scale * (bias.double() + p.dbias.to(bias.device) - b0)
+            bias.copy_(new.to(bias.dtype))
+
+
+def _unknown(node: Any, cfg: WalkConfig, st: WalkState) -> None:
+    kind = node.kind
+    if kind == "norm":
+        return
+    msg = (f"init: layer {node.name!r} ({type(node.module).__name__}, kind {kind!r}) is not "
+           f"calibrated (initwise.init calibrates {', '.join(CALIBRATED_KINDS)}); it keeps its "
+           f"structural init.")
+    if cfg.on_unknown == "error":
+        raise ValueError(msg + " Pass on_unknown='warn' or 'skip' to accept that.")
+    if cfg.on_unknown == "warn":
+        st.warn(msg)
+
+
+def calibrate_layers(model: nn.Module, batches: list, graph: Any, cfg: WalkConfig) -> WalkState:
+    """Calibrate every layer of ``graph`` in execution order; return the walk's state."""
+    st = WalkState()
+    n_res = sum(1 for n in graph.layers if n.residual and n.kind in CALIBRATED_KINDS)
+    for node in graph.layers:
+        w = weight_of(node.module)
+        if node.kind not in CALIBRATED_KINDS or w is None:
+            _unknown(node, cfg, st)
+            continue
+        if id(w) in st.seen:
+            rms = _rms(w)
+            st.layers.append(LayerCalibration(
+                node.name, type(node.module).__name__, rms, rms,
+                note="weight tied to an earlier layer: calibrated at its first use"))
+            continue
+        st.seen.add(id(w))
+        st.layers.append(_calibrate_node(model, batches, node, w, cfg, st, n_res))
+    return st
+
+
+def _calibrate_node(model: nn.Module, batches: list, node: Any, w: torch.Tensor,
+                    cfg: WalkConfig, st: WalkState, n_res: int) -> LayerCalibration:
+    module = node.module
+    # behind a norm, the norm re-centres and re-scales: dead/saturated units are its business
+    act = ActInfo(None) if node.followed_by_norm else act_info(node)
+    m = measure(model, batches, node, sat_threshold=act.sat_threshold,
+                columns="<input>" in node.parents and node.kind in ("linear", "conv"))
+    n_units = m.out.s1.numel() if m.out.s1 is not None else 0
+    bias = bias_of(module, n_units)
+    b0 = bias.detach().double().clone() if bias is not None else None  # structural bias
+    before = _rms(w)
+    lc = LayerCalibration(node.name, type(module).__name__, before, before)
+    notes = []
+    data = m.sparse is not None or m.columns is not None
+    keep_scale = False
+    if m.sparse is not None and cfg.target == "auto":
+        notes.append(_sparse_rule(module, w, n_units, m, act, before))
+        keep_scale = True
+    elif m.columns is not None:
+        note, spread = _standardize(module, w, bias, m)
+        notes.append(note)
+        if spread > RAW_SPREAD_WARN:
+            st.warn(f"init: layer {node.name!r} reads raw input columns whose scales span "
+                    f"x{spread:.3g}; standardization was folded into its weights, so the first "
+                    f"forward pass is well-conditioned, but optimizer steps still see the raw "
+                    f"scales (SGD can diverge, Adam can saturate tanh layers). Standardize the "
+                    f"inputs for training (the doctor's fix does).")
+    if node.followed_by_norm:
+        notes.append(f"scale left to the following {node.followed_by_norm}")
+        keep_scale = True
+    if notes and any(notes):
+        m = measure(model, batches, node, sat_threshold=act.sat_threshold)
+    if m.out.empty:
+        st.warn(f"init: layer {node.name!r} produced no output on the calibration batches; "
+                f"left as initialized.")
+        lc.note = "; ".join(x for x in notes if x)
+        return lc
+    target = None if keep_scale else _base_target(cfg, st, act)
+    if target is not None and node.residual and n_res > 0:
+        target /= math.sqrt(n_res)
+        notes.append(f"residual branch: target / sqrt({n_res})")
+    it, m, converged, p = _iterate(model, batches, node, w, bias, b0, act, m, target, cfg,
+                                   notes)
+    if data:
+        st.data_rms.append(p.pre_rms)
+        st.rho = max(st.data_rms) if cfg.target == "auto" else st.rho
+    lc.scale_after, lc.target_std, lc.pre_std = _rms(w), target, p.pre_rms
+    lc.iterations, lc.converged = it, converged
+    if act.relu_family:
+        lc.active_fraction = float((m.out.zmax > 0).double().mean())
+    if act.saturating and act.sat_threshold is not None:
+        lc.saturated_fraction = float((m.out.sat / max(m.out.count, 1) > 0.5).double().mean())
+    lc.note = "; ".join(x for x in notes if x)
+    if not converged:
+        st.warn(f"init: layer {node.name!r} did not converge within max_iters={cfg.max_iters} "
+                f"(pre-activation rms {p.pre_rms:.4g}, target {target}, dead units {p.dead}, "
+                f"saturated units {p.saturated}); raise max_iters or tol, or check the layer.")
+    return lc
+
+
+def _iterate(model: nn.Module, batches: list, node: Any, w: torch.Tensor,
+             bias: torch.Tensor | None, b0: torch.Tensor | None, act: ActInfo, m: Measurement,
+             target: float | None, cfg: WalkConfig, notes: list[str]) -> tuple:
+    n_units = m.out.s1.numel()
+    axis = unit_axis(node.module, w, n_units)
+    hopeless = torch.zeros(n_units, dtype=torch.bool, device=m.out.s1.device)
+    redrawn_units = torch.zeros_like(hopeless)
+    redrawn = False
+    it = 0
+    while True:
+        o = m.out
+        if float(o.var().max()) <= _TINY * (1.0 + float((o.mean() ** 2).max())):
+            if redrawn:
+                notes.append("output constant even after a re-draw: its input is constant")
+                return it, m, False, _plan(m, None, act, bias, None, hopeless, cfg.tol)
+            with torch.no_grad():
+                std = 1.0 / math.sqrt(fan_in(node.module, w, n_units))
+                w.copy_(_randn(w.shape, cfg.generator, w) * std)
+            redrawn = True
+            notes.append(f"re-drawn N(0, 1/fan_in): output was constant ({float(o.mean()[0]):.3g})")
+            m = measure(model, batches, node, sat_threshold=act.sat_threshold)
+            continue
+        p = _plan(m, target, act, bias, b0, hopeless, cfg.tol)
+        if p.ok or it >= cfg.max_iters:
+            if p.dead or p.saturated:
+                notes.append(f"{p.dead} dead / {p.saturated} saturated units left")
+            return it, m, p.ok, p
+        if axis is None:
+            p.flip.zero_()
+            p.redraw.zero_()
+        hopeless |= redrawn_units & p.redraw
+        redrawn_units |= p.redraw
+        _apply(p, w, axis, bias, b0, cfg.generator)
+        it += 1
+        m = measure(model, batches, node, sat_threshold=act.sat_threshold)
