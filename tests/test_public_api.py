@@ -1,0 +1,42 @@
+"""Snapshot of the public surface: a change here is an API change and belongs in CHANGELOG.md."""
+
+import inspect
+
+import initwise
+
+EXPECTED = {
+    "ActivationSpec", "Dataset", "Diagnosis", "Fans", "Finding", "InitReport", "SparseLinear",
+    "__version__", "apply", "data", "doctor", "fans", "gain", "graph", "init", "nn",
+    "register_policy", "resolve_activation", "schemes", "theory",
+}
+
+
+def test_all_is_the_snapshot_and_every_name_exists():
+    assert set(initwise.__all__) == EXPECTED
+    for name in initwise.__all__:
+        assert hasattr(initwise, name), name
+
+
+def test_doctor_is_both_callable_and_a_package():
+    assert callable(initwise.doctor)
+    assert callable(initwise.doctor.register_check)
+    assert "standard" in initwise.doctor.PRESETS
+
+
+def test_main_signatures_are_stable():
+    init = inspect.signature(initwise.init)
+    for kw in ("loss", "policy", "target", "batches", "generator", "on_unknown"):
+        assert init.parameters[kw].kind is inspect.Parameter.KEYWORD_ONLY, kw
+    doc = inspect.signature(initwise.doctor.doctor)
+    for kw in ("loss_fn", "optimizer", "checks", "on_unknown"):
+        assert doc.parameters[kw].kind is inspect.Parameter.KEYWORD_ONLY, kw
+    assert list(inspect.signature(initwise.gain).parameters)[:2] == ["activation", "mode"]
+    ap = inspect.signature(initwise.apply)
+    assert ap.parameters["policy"].default == "auto"
+
+
+def test_theory_exports_every_function_of_its_api():
+    for name in ("q_map", "fixed_point", "c_map", "chi_1", "phase", "edge_of_chaos",
+                 "critical_line", "depth_scales", "max_trainable_depth", "propagate",
+                 "jacobian_spectrum", "c_map_slope", "c_map_curvature"):
+        assert callable(getattr(initwise.theory, name)), name
