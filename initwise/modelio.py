@@ -6,7 +6,8 @@ understands the same batch forms and the same model outputs.
 Batch forms (``split_batch``):
 
 * ``(inputs, targets)`` -- a tuple or list of exactly two items whose first item is
-  tensor-like (tensor, ndarray, ``torch.sparse``, ``scipy.sparse``, dict or tuple of those);
+  tensor-like (tensor, ndarray, ``torch.sparse``, ``scipy.sparse``, dict or tuple of those) and
+  whose second is not a tuple/list (so ``[(x0, y0), (x1, y1)]`` is two batches);
 * ``inputs`` alone -- a tensor, ndarray, sparse matrix, or a dict (the model is called as
   ``model(**inputs)``; a ``"labels"`` key, the Hugging Face convention, is taken as targets);
 * several positional inputs -- ``((a, b, c), targets)``: the model is called as ``model(a, b, c)``.
@@ -32,6 +33,7 @@ __all__ = [
     "LOSS_KINDS",
     "LossSpec",
     "call_model",
+    "check_hookable",
     "compute_loss",
     "extract_logits",
     "infer_loss",
@@ -65,13 +67,24 @@ def is_tensor_like(x: Any) -> bool:
     return False
 
 
+def _is_pair(batch: Any) -> bool:
+    # (inputs, targets): two items, tensor-like inputs, and targets that are not themselves a
+    # tuple/list -- so a list of two batches [(x0, y0), (x1, y1)] is not mistaken for one batch.
+    return (
+        isinstance(batch, (tuple, list))
+        and len(batch) == 2
+        and is_tensor_like(batch[0])
+        and not isinstance(batch[1], (tuple, list))
+    )
+
+
 def split_batch(batch: Any) -> tuple[Any, Any | None]:
     """Split a batch into ``(inputs, targets)``; targets is ``None`` when the batch has none.
 
     Raises:
         TypeError: if the batch is none of the documented forms.
     """
-    if isinstance(batch, (tuple, list)) and len(batch) == 2 and is_tensor_like(batch[0]):
+    if _is_pair(batch):
         return batch[0], batch[1]
     if isinstance(batch, Mapping):
         if "labels" in batch:
@@ -131,6 +144,26 @@ def model_device(model: nn.Module) -> torch.device:
     for t in model.buffers():
         return t.device
     return torch.device("cpu")
+
+
+def check_hookable(model: Any, who: str) -> None:
+    """Raise a clear error unless ``model`` is an eager ``nn.Module`` that accepts hooks.
+
+    Args:
+        model: the user's model.
+        who: the caller's name for the message (``"doctor"``, ``"init"``).
+
+    Raises:
+        TypeError: for a non-Module, or a TorchScript module (it refuses forward hooks).
+    """
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError(
+            f"{who}: model is a TorchScript module, which does not support the forward hooks "
+            f"{who} measures with; pass the eager nn.Module (e.g. the factory that built it) or "
+            f"a torch.export program's .module()."
+        )
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{who}: model must be a torch.nn.Module, got {type(model).__name__}.")
 
 
 def call_model(model: nn.Module, inputs: Any) -> Any:
@@ -277,9 +310,7 @@ def label_prior_loss(spec: LossSpec, targets: torch.Tensor, n_outputs: int) -> f
 
 
 def _is_single_batch(data: Any) -> bool:
-    if is_tensor_like(data) or isinstance(data, Mapping):
-        return True
-    return isinstance(data, (tuple, list)) and len(data) == 2 and is_tensor_like(data[0])
+    return is_tensor_like(data) or isinstance(data, Mapping) or _is_pair(data)
 
 
 def iter_batches(data: Any, max_batches: int | None = None) -> Iterator[Any]:

@@ -126,3 +126,14 @@ def test_iter_batches_over_a_dataset_is_shuffled_and_sparse():
     assert len(set(yb.tolist())) == 3
     again = next(modelio.iter_batches(Dataset(X, y)))
     assert torch.equal(again[1], yb)
+
+
+def test_a_list_of_two_batches_is_two_batches_not_one():
+    """Regression: [(x0, y0), (x1, y1)] was read as one (inputs, targets) batch."""
+    x, y = torch.zeros(3, 2), torch.zeros(3, dtype=torch.long)
+    batches = list(modelio.iter_batches([(x, y), (x + 1, y)]))
+    assert len(batches) == 2 and torch.equal(batches[1][0], x + 1)
+    with pytest.raises(TypeError, match="batch"):
+        modelio.split_batch([(x, y), (x, y)])
+    (a, b), t = modelio.split_batch(((x, x), y))  # several positional inputs still work
+    assert t is y

@@ -25,6 +25,7 @@ from initwise.doctor.diagnosis import Diagnosis, LayerStats
 from initwise.doctor.plan import build_plan
 from initwise.doctor.probes import probed
 from initwise.doctor.registry import PRESETS, CheckContext, register_builtin, registered_checks
+from initwise.modelio import check_hookable
 
 __all__ = ["doctor"]
 
@@ -37,8 +38,7 @@ for _code, _fn, _preset in GRAD_CHECKS:
 
 
 def _validate(model: Any, checks: Any, on_unknown: Any) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"doctor: model must be a torch.nn.Module, got {type(model).__name__}.")
+    check_hookable(model, "doctor")
     if checks not in PRESETS:
         raise ValueError(f"doctor: unknown checks preset {checks!r}; valid presets: {PRESETS}.")
     if on_unknown not in ON_UNKNOWN:
