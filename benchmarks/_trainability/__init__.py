@@ -1,0 +1,1 @@
+"""Helpers of ``benchmarks/trainability.py``: models, baseline inits, training loop."""
