@@ -1,6 +1,8 @@
 """initwise: initialization, diagnosis and theory that make neural networks learn on hard data.
 
-The public surface is re-exported here explicitly; ``tests/test_public_api.py`` snapshots it.
+The public surface is re-exported here explicitly (``__all__``; ``tests/test_public_api.py``
+snapshots it). Names resolve lazily (PEP 562), so ``import initwise.theory`` stays free of torch
+and ``initwise --help`` starts fast; ``from initwise import init`` works as usual.
 
 * :func:`init` -- data-aware initialization: measures real (dense or sparse) batches and sets
   every layer so the network learns fast; initial loss at the label prior.
@@ -13,18 +15,41 @@ The public surface is re-exported here explicitly; ``tests/test_public_api.py`` 
 * :mod:`initwise.data`, :class:`SparseLinear` -- reading sparse/tabular data; sparse layers.
 """
 
-from initwise import data, graph, nn, schemes, theory
-from initwise import doctor as doctor  # the package is callable: initwise.doctor(model, batch)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from initwise._version import __version__
-from initwise.activations import ActivationSpec, resolve_activation
-from initwise.data import Dataset
-from initwise.datainit import init
-from initwise.doctor import Diagnosis, Finding
-from initwise.initreport import InitReport
-from initwise.nn import SparseLinear
-from initwise.policy import apply, register_policy
-from initwise.schemes import Fans, fans
-from initwise.schemes.gains import gain
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time names resolve in __getattr__
+    from initwise import data, doctor, graph, nn, schemes, theory
+    from initwise.activations import ActivationSpec, resolve_activation
+    from initwise.data import Dataset
+    from initwise.datainit import init
+    from initwise.doctor import Diagnosis, Finding
+    from initwise.initreport import InitReport
+    from initwise.nn import SparseLinear
+    from initwise.policy import apply, register_policy
+    from initwise.schemes import Fans, fans
+    from initwise.schemes.gains import gain
+
+_SUBPACKAGES = ("data", "doctor", "graph", "nn", "schemes", "theory")
+_EXPORTS = {
+    "ActivationSpec": "initwise.activations",
+    "Dataset": "initwise.data",
+    "Diagnosis": "initwise.doctor",
+    "Fans": "initwise.schemes",
+    "Finding": "initwise.doctor",
+    "InitReport": "initwise.initreport",
+    "SparseLinear": "initwise.nn",
+    "apply": "initwise.policy",
+    "fans": "initwise.schemes",
+    "gain": "initwise.schemes.gains",
+    "init": "initwise.datainit",
+    "register_policy": "initwise.policy",
+    "resolve_activation": "initwise.activations",
+}
 
 __all__ = [
     "ActivationSpec",
@@ -48,3 +73,17 @@ __all__ = [
     "schemes",
     "theory",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"initwise.{name}")
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'initwise' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

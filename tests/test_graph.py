@@ -455,3 +455,30 @@ def test_trace_does_not_write_unchanged_parameters():
     trace(net, x)
     assert [p._version for p in net.parameters()] == versions
     loss.backward()  # still valid
+
+
+def test_trace_checks_large_parameters_by_version_counter(monkeypatch):
+    """Large parameters are not copied by a trace (cost), only version-checked: an in-place
+    write to one inside forward is reported, not silently kept."""
+    import initwise.graph as graph_mod
+
+    monkeypatch.setattr(graph_mod, "TRACE_COPY_LIMIT", 10)
+
+    class _Writer(nn.Module):
+        def __init__(self, write: bool) -> None:
+            super().__init__()
+            self.lin = nn.Linear(8, 4)
+            self.write = write
+
+        def forward(self, x):
+            if self.write:
+                self.lin.weight.mul_(2.0)
+            return self.lin(x)
+
+    torch.manual_seed(0)
+    ok = _Writer(False)
+    before = ok.lin.weight.detach().clone()
+    graph_mod.trace(ok, torch.randn(3, 8))
+    assert torch.equal(ok.lin.weight, before)
+    with pytest.raises(RuntimeError, match=r"lin\.weight"):
+        graph_mod.trace(_Writer(True), torch.randn(3, 8))

@@ -40,3 +40,10 @@ def test_theory_exports_every_function_of_its_api():
                  "critical_line", "depth_scales", "max_trainable_depth", "propagate",
                  "jacobian_spectrum", "c_map_slope", "c_map_curvature"):
         assert callable(getattr(initwise.theory, name)), name
+
+
+def test_lazy_table_covers_all_exactly():
+    from initwise import _EXPORTS, _SUBPACKAGES
+
+    assert set(_EXPORTS) | set(_SUBPACKAGES) | {"__version__"} == set(initwise.__all__)
+    assert "init" in dir(initwise)

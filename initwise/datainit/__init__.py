@@ -7,14 +7,22 @@ the model (:func:`initwise.graph.trace`: execution order, the activation after e
 norms, residual branches, the output layer), and then *measures* a few real batches, layer by
 layer in execution order, with forward hooks. The rules, and why:
 
-1. **Dense data layers are standardized** (a layer fed directly by a dense model input): column
-   ``j``'s weights are divided by that column's std ``s_j`` and the centering is folded into the
-   bias (``b -= W' m``), so the layer computes on raw ``x`` exactly what it would on
-   ``(x - m) / s`` -- what the forgotten preprocessing would have done (FINDINGS 4: raw columns
-   up to 1.5e9 make every standard init learn nothing). Then rule 3 with target RMS 1. Folding
-   fixes the forward pass, not the optimizer: a step still moves the pre-activation by about
-   ``lr * sum_j |x_j|`` on raw columns, so the report warns when column scales span more than
-   two orders of magnitude and tells the user to standardize the data.
+1. **Dense data layers see standardized inputs** (an ``nn.Linear`` / ungrouped ``ConvNd`` fed
+   directly by a dense model input). When the columns are badly scaled -- some non-constant
+   column with a std outside ``COL_STD_RANGE`` = [0.1, 10] or a mean beyond ``COL_MEAN_STDS`` = 3
+   stds from 0, measured on the calibration batches -- the layer gets an input standardization
+   ``x -> (x - m) / s`` (:func:`initwise.nn.add_input_standardization`: two persistent buffers,
+   ``initwise_input_shift`` and ``initwise_input_inv_scale``, and a forward pre-hook), so training
+   *is* training on standardized columns: what the forgotten preprocessing would have done
+   (FINDINGS 4). Folding ``1/s_j`` into the trainable weights, the first version of this rule,
+   fixed only the first forward: the optimizer then stepped on weights whose useful scales
+   differed by up to 1e9 (one Adam step took the loss from 2.5 to 1.2e6, SGD gave NaN, a 24-layer
+   tanh net stalled at 62.6 % vs 98 % on standardized data). The report says what was added and
+   how to remove it (:func:`initwise.nn.bake_input_standardization` folds it into
+   ``weight``/``bias`` for export; ``remove_input_standardization`` drops it); the buffers are in
+   ``state_dict``, survive ``copy.deepcopy`` and ``torch.save``. Columns within those bounds are
+   only folded (``W[:, j] /= s_j``, ``b -= W' m``: at most a 10x conditioning change, no new
+   state). Sparse and lookup layers never get it. Then rule 3 with target RMS 1.
 2. **Sparse and lookup data layers keep a small scale** (``SparseLinear`` / ``Linear`` on
    ``torch.sparse``, ``Embedding``, ``EmbeddingBag`` with the bag sizes and per-sample weights
    actually seen): weight std ``gain / sqrt(n_rows)`` -- the fan-in rule counting every row of
@@ -62,12 +70,18 @@ layer in execution order, with forward hooks. The rules, and why:
    from tuples, dicts and Hugging Face outputs (:func:`initwise.modelio.extract_logits`;
    the report says which), and LM-shaped targets ``(batch, seq)`` work.
 
+Cost: the model is traced once (:func:`initwise.graph.trace`, whose bitwise restore check skips
+large parameters: they are version-checked) and that graph is passed to
+:func:`initwise.policy.apply`, which runs without its own snapshot (``atomic=False``: the guard of
+:func:`init` covers it). What remains on a 2^18 x 64 table is drawing it and one snapshot copy.
+
 Execution: calibrating layer ``k`` runs the batches only up to layer ``k`` (the forward is cut
 by a hook). Forwards run in ``eval`` mode (dropout off: deterministic and no global RNG draws)
 with batch-statistic norms in ``train`` mode, so they normalize as they will in training; their
 running buffers are restored. Atomic: on any error the model is restored bitwise (values,
-``requires_grad``, train/eval modes); hooks are always removed; the caller's global RNG state is
-restored; the same ``generator`` seed gives the same bits.
+``requires_grad``, train/eval modes; an input standardization added meanwhile is removed); hooks
+are always removed; the caller's global RNG state is restored; the same ``generator`` seed gives
+the same bits.
 
 Distributed: under an initialized ``torch.distributed`` group every statistic is all-reduced
 (sums with ``SUM``, maxima with ``MAX``), so the global calibration batch decides and every rank
@@ -77,5 +91,6 @@ and buffers are broadcast as a safety net, so all ranks end bit-identical.
 
 from initwise.datainit._api import CRITICAL_SIGMA_B, TARGETS, init
 from initwise.datainit._output import LOSS_BUDGET
+from initwise.datainit._walk import COL_MEAN_STDS, COL_STD_RANGE
 
-__all__ = ["CRITICAL_SIGMA_B", "LOSS_BUDGET", "TARGETS", "init"]
+__all__ = ["COL_MEAN_STDS", "COL_STD_RANGE", "CRITICAL_SIGMA_B", "LOSS_BUDGET", "TARGETS", "init"]

@@ -12,6 +12,7 @@ from torch import nn
 from initwise.datainit._guard import atomic, calibration_mode, preserve_rng
 from initwise.datainit._stats import all_reduce_sum, dist_active
 from initwise.initreport import InitReport, LossCalibration
+from initwise.modelio import check_hookable
 
 __all__ = ["CRITICAL_SIGMA_B", "TARGETS", "critical_rms", "init"]
 
@@ -24,8 +25,7 @@ CRITICAL_SIGMA_B = 0.05
 
 def _validate(model: Any, loss: Any, target: Any, batches: Any, on_unknown: Any,
               max_iters: Any, tol: Any, generator: Any) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"init: model must be a torch.nn.Module, got {type(model).__name__}.")
+    check_hookable(model, "init")
     if loss is not None and loss not in ("ce", "bce", "mse"):
         raise ValueError(f"init: loss={loss!r}; valid values are None (infer), 'ce', 'bce', "
                          f"'mse'.")
@@ -153,6 +153,8 @@ def init(
 
     Args:
         model: the network (modified in place; atomic: on any error it is left exactly as it was).
+            A dense first layer reading badly scaled columns gets an input standardization
+            (buffers + pre-hook, rule 1; :func:`initwise.nn.bake_input_standardization`).
         data: a batch ``(inputs, targets)`` or inputs alone, or an iterable of batches (DataLoader,
             list); inputs may be dense tensors/ndarrays, ``torch.sparse`` COO/CSR, ``scipy.sparse``
             (never densified), EmbeddingBag triples, dicts (``model(**inputs)``) or tuples.
@@ -213,16 +215,21 @@ def _run(model: nn.Module, cal: list, loss: str | None, policy: str, target: Any
 
     with calibration_mode(model):
         before, spec, source, n_out = _loss_pass(model, cal, loss)
-    report = apply(model, policy, generator=gen, example_inputs=cal[0][0], on_unknown=on_unknown)
-    report.policy = policy
-    with calibration_mode(model):
+        # one trace serves the policy and the walk: the graph's facts (execution order,
+        # activations, norms, residuals) do not depend on the weights
         graph = trace(model, cal[0][0])
+    report = apply(model, policy, generator=gen, on_unknown=on_unknown, graph=graph,
+                   atomic=False)  # init's own guard restores the model on error
+    report.policy = policy
+    report.warnings = [w for w in report.warnings if w not in graph.warnings]
+    with calibration_mode(model):
         cfg = WalkConfig(float(target) if isinstance(target, (int, float)) else target,
                          max_iters, float(tol), on_unknown, gen)
         if target == "critical":
             cfg.critical_rms = critical_rms
         st = calibrate_layers(model, cal, graph, cfg)
         report.layers = st.layers
+        report.warnings.extend(st.added)
         report.warnings.extend(graph.warnings)
         report.warnings.extend(st.warnings)
         emit = list(st.warnings)

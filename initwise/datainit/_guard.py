@@ -2,7 +2,8 @@
 
 * :func:`atomic` snapshots every parameter and buffer (values and ``requires_grad``), every
   module's ``training`` flag and the number of registered hooks; on any exception the values are
-  copied back *in place* (tied parameters stay the same object), the flags restored, and the
+  copied back *in place* (tied parameters stay the same object), the flags restored, buffers and
+  forward pre-hooks added meanwhile (the input standardization of rule 1) removed, and the
   exception re-raised.
 * :func:`calibration_mode` runs the calibration forwards in ``eval`` mode -- dropout off, so the
   forwards are deterministic and never draw from the caller's global RNG -- except batch-statistic
@@ -62,9 +63,11 @@ def atomic(model: nn.Module) -> Iterator[None]:
     tensors = _tensors(model)
     saved = [(t, t.detach().clone(), t.requires_grad) for _, t in tensors]
     modes = [(m, m.training) for m in model.modules()]
+    keys = [(m, set(m._buffers), set(m._forward_pre_hooks)) for m in model.modules()]
     try:
         yield
     except BaseException:
+        _drop_added(keys)
         with torch.no_grad():
             for t, copy, req in saved:
                 t.copy_(copy)
@@ -73,6 +76,17 @@ def atomic(model: nn.Module) -> Iterator[None]:
         for m, training in modes:
             m.training = training
         raise
+
+
+def _drop_added(keys: list[tuple[nn.Module, set, set]]) -> None:
+    """Remove buffers and forward pre-hooks registered since ``keys`` was taken."""
+    for m, buffers, hooks in keys:
+        for name in set(m._buffers) - buffers:
+            del m._buffers[name]
+        for key in set(m._forward_pre_hooks) - hooks:
+            del m._forward_pre_hooks[key]
+            m._forward_pre_hooks_with_kwargs.pop(key, None)
+            getattr(m, "_forward_pre_hooks_always_called", {}).pop(key, None)
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 
 See :mod:`initwise.datainit` for the rules and why; this module implements them:
 
-* data layers first get their input rule (dense: fold standardization into the weights and bias;
+* data layers first get their input rule (dense: an input standardization on the layer when the
+  columns are badly scaled, else the column scales folded into the weights and bias;
   sparse/lookup: the fan-in rule over all rows with unit feature values, in closed form);
 * then per layer, until the tolerance is met or ``max_iters`` adjustments were made: re-draw a
   constant layer (once), revive dead ReLU-family units, un-saturate saturated units, and scale the
@@ -34,9 +35,14 @@ from initwise.initreport import LayerCalibration
 __all__ = ["WalkConfig", "WalkState", "calibrate_layers"]
 
 _TINY = 1e-10  # relative variance under which an output counts as constant
-# column-scale spread beyond which the report warns that folding cannot replace standardizing
-# the data for the optimizer (two orders of magnitude; a warning only, no behaviour depends on it)
-RAW_SPREAD_WARN = 100.0
+# rule 1's trigger: a dense data layer gets a training-time input standardization when some
+# (non-constant) input column has a std outside COL_STD_RANGE or a mean beyond COL_MEAN_STDS
+# stds from 0; a column inside these bounds is at most 10x off a standardized one.
+COL_STD_RANGE = (0.1, 10.0)
+COL_MEAN_STDS = 3.0
+STD_BUFFERS = "initwise_input_shift/initwise_input_inv_scale"
+# rule 4: a residual branch's output aims at rho / L**RESIDUAL_EXPONENT for L residual branches
+RESIDUAL_EXPONENT = 0.5
 
 
 @dataclass
@@ -60,6 +66,7 @@ class WalkState:
     layers: list[LayerCalibration] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     data_rms: list[float] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)  # structural additions (input standardization)
 
     def warn(self, msg: str) -> None:
         """Record a warning (``init`` emits them at the caller once the walk is done)."""
@@ -92,21 +99,43 @@ def _base_target(cfg: WalkConfig, st: WalkState, act: ActInfo) -> float:
     return st.rho if st.rho is not None else 1.0
 
 
-def _standardize(module: nn.Module, w: torch.Tensor, bias: torch.Tensor | None,
-                 m: Measurement) -> tuple[str, float]:
-    """Fold per-column standardization of a dense data input into ``w`` and ``bias``.
+def _columns_off(mean: torch.Tensor, std: torch.Tensor, valid: torch.Tensor) -> bool:
+    """Whether raw columns need a standardization that stays during training (rule 1)."""
+    off = (std < COL_STD_RANGE[0]) | (std > COL_STD_RANGE[1]) | (mean.abs() > COL_MEAN_STDS * std)
+    return bool((off & valid).any())
 
-    ``W[:, j] /= s_j`` and ``b -= W' m``: the layer computes on raw ``x`` exactly what it would
-    compute on ``(x - m) / s``. Without a bias the columns are scaled by their RMS instead.
+
+def _standardize(module: nn.Module, w: torch.Tensor, bias: torch.Tensor | None,
+                 m: Measurement) -> tuple[str, bool]:
+    """Rule 1 for a dense data layer; returns ``(note, standardization added)``.
+
+    Badly scaled columns (:func:`_columns_off`): the layer gets an input standardization
+    ``(x - m) / s`` (:func:`initwise.nn.add_input_standardization`), so training is training on
+    standardized inputs. Otherwise the per-column scale is folded into the weights
+    (``W[:, j] /= s_j``, ``b -= W' m``; RMS instead of std without a bias).
     """
+    from initwise.nn.standardize import add_input_standardization, has_input_standardization
+
     cols = m.columns
     n_units = m.out.s1.numel()
     axis = unit_axis(module, w, n_units)
     if cols is None or axis is None or w.dim() < 2:
-        return "", 1.0
+        return "", False
     if getattr(module, "groups", 1) != 1 or w.shape[1 - axis] != cols.s1.numel():
-        return "", 1.0
+        return "", False
     mean, std, rms = cols.mean(), cols.std(), cols.rms()
+    valid = std > 1e-12 * (1.0 + mean.abs())
+    supported = isinstance(module, nn.Linear) or (
+        isinstance(module, nn.modules.conv._ConvNd) and axis == 0)
+    if supported and not has_input_standardization(module) and _columns_off(mean, std, valid):
+        inv = torch.where(valid, 1.0 / std.clamp_min(1e-300), torch.ones_like(std))
+        add_input_standardization(module, mean, inv)
+        span = float(std[valid].max() / std[valid].min()) if valid.any() else 1.0
+        return (f"input standardization added (column std span x{span:.3g}, max |mean|/std "
+                f"{float((mean.abs() / std.clamp_min(1e-300))[valid].max()):.3g}): buffers "
+                f"{STD_BUFFERS} + a forward pre-hook; bake it into weight/bias with "
+                f"initwise.nn.bake_input_standardization(layer), drop it with "
+                f"remove_input_standardization(layer)"), True
     scale_src = std if bias is not None else rms
     ok = scale_src > 1e-12 * (1.0 + mean.abs())
     scale = torch.where(ok, scale_src, torch.ones_like(scale_src))
@@ -118,7 +147,7 @@ def _standardize(module: nn.Module, w: torch.Tensor, bias: torch.Tensor | None,
             summed = wv.double().sum(dim=tuple(range(2, w.dim()))) if w.dim() > 2 else wv.double()
             bias.sub_((summed @ mean.to(summed.device)).to(bias.dtype))
     spread = float(scale.max() / scale.min())
-    return f"inputs standardized (column scales span x{spread:.3g})", spread
+    return f"column scales folded into the weights (span x{spread:.3g})", False
 
 
 def _sparse_rule(module: nn.Module, w: torch.Tensor, n_units: int, m: Measurement,
@@ -256,14 +285,11 @@ def _calibrate_node(model: nn.Module, batches: list, node: Any, w: torch.Tensor,
         notes.append(_sparse_rule(module, w, n_units, m, act, before))
         keep_scale = True
     elif m.columns is not None:
-        note, spread = _standardize(module, w, bias, m)
+        note, added = _standardize(module, w, bias, m)
         notes.append(note)
-        if spread > RAW_SPREAD_WARN:
-            st.warn(f"init: layer {node.name!r} reads raw input columns whose scales span "
-                    f"x{spread:.3g}; standardization was folded into its weights, so the first "
-                    f"forward pass is well-conditioned, but optimizer steps still see the raw "
-                    f"scales (SGD can diverge, Adam can saturate tanh layers). Standardize the "
-                    f"inputs for training (the doctor's fix does).")
+        if added:
+            st.added.append(f"init: layer {node.name!r} reads badly scaled raw input columns: "
+                            f"{note}.")
     if node.followed_by_norm:
         notes.append(f"scale left to the following {node.followed_by_norm}")
         keep_scale = True
@@ -276,8 +302,8 @@ def _calibrate_node(model: nn.Module, batches: list, node: Any, w: torch.Tensor,
         return lc
     target = None if keep_scale else _base_target(cfg, st, act)
     if target is not None and node.residual and n_res > 0:
-        target /= math.sqrt(n_res)
-        notes.append(f"residual branch: target / sqrt({n_res})")
+        target /= n_res ** RESIDUAL_EXPONENT
+        notes.append(f"residual branch: target / {n_res}^{RESIDUAL_EXPONENT:g}")
     it, m, converged, p = _iterate(model, batches, node, w, bias, b0, act, m, target, cfg,
                                    notes)
     if data:

@@ -47,10 +47,13 @@ def check_nonfinite(ctx: CheckContext) -> Iterable[Finding]:
 def _first_weight(ctx: CheckContext) -> torch.Tensor | None:
     if ctx.first_layer is None:
         return None
-    w = getattr(ctx.plans[ctx.first_layer].module, "weight", None)
+    module = ctx.plans[ctx.first_layer].module
+    w = getattr(module, "weight", None)
     n = ctx.data.n_features
     if isinstance(w, torch.Tensor) and w.dim() == 2 and n is not None and w.shape[1] == n:
-        return w.detach()
+        # an initwise.nn input standardization scales column j by inv_scale_j before the weight
+        inv = module._buffers.get("initwise_input_inv_scale")
+        return w.detach() * inv.reshape(1, -1) if inv is not None else w.detach()
     return None
 
 
@@ -99,7 +102,8 @@ def check_unscaled(ctx: CheckContext) -> Iterable[Finding]:
            if "first_pre_std" in metrics else "") + ".",
         "Weight scales assume unit-scale inputs (He et al. 2015, arXiv:1502.01852); a few "
         "huge columns dominate every pre-activation and the loss, so the network learns nothing.",
-        "Standardize the features, or let initwise fold the standardization into the first layer.",
+        "Standardize the features, or let initwise add an input standardization to the first "
+        "layer.",
         DATAINIT_SNIPPET, metrics, DATAINIT_FIX,
     )
 

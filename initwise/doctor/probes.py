@@ -216,7 +216,10 @@ def probed(
     try:
         for name, plan in plans.items():
             pre_hook, hook = make_hooks(name, plan)
-            handles.append(plan.module.register_forward_pre_hook(pre_hook, with_kwargs=True))
+            # prepend: see the model's own inputs before any input hook of the layer rewrites
+            # them (initwise.nn.add_input_standardization)
+            handles.append(plan.module.register_forward_pre_hook(pre_hook, with_kwargs=True,
+                                                                 prepend=True))
             handles.append(plan.module.register_forward_hook(hook))
         yield accs, order
     finally:

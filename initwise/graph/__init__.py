@@ -140,6 +140,11 @@ def _check_traceable(model: Any) -> None:
                     "initwise.graph.trace_structure(model), which needs no data.")
 
 
+# parameters larger than this are not copied by a trace, only checked by version counter
+# (a no_grad forward does not write parameters; copying a 2^24 x 64 table costs 0.3 s per trace)
+TRACE_COPY_LIMIT = 2**20
+
+
 def trace(model: nn.Module, inputs: Any) -> ModelGraph:
     """Trace one forward of ``model`` on ``inputs`` and derive each layer's data-flow facts.
 
@@ -147,7 +152,9 @@ def trace(model: nn.Module, inputs: Any) -> ModelGraph:
     the model is exactly as before: parameters and buffers (BatchNorm running statistics,
     ``num_batches_tracked``) bit-for-bit, train/eval modes, no hooks left, and the caller's global
     RNG state untouched (dropout draws happen inside ``torch.random.fork_rng``) -- also when the
-    forward raises. Memory: every intermediate tensor stays alive until the trace returns.
+    forward raises. Parameters with more than ``TRACE_COPY_LIMIT`` elements are not copied but
+    checked by their version counter: a forward that writes one in place raises
+    ``RuntimeError``. Memory: every intermediate tensor stays alive until the trace returns.
 
     Args:
         model: the model.
@@ -167,7 +174,7 @@ def trace(model: nn.Module, inputs: Any) -> ModelGraph:
 
     _check_traceable(model)
     recorder = Recorder(model)
-    with preserved(model, always_restore=True):
+    with preserved(model, always_restore=True, copy_limit=TRACE_COPY_LIMIT):
         recorder.attach()
         try:
             with torch.no_grad(), recorder.mode():

@@ -21,21 +21,41 @@ class ModelSnapshot:
     :meth:`restore` puts back the original Parameter/buffer objects (if they were replaced),
     their exact bits, their ``requires_grad`` flags, removes parameters/buffers added since, and
     restores every module's ``training`` flag.
+
+    Args:
+        model: the model.
+        copy_limit: ``None`` (default) copies every tensor. An int: parameters with more elements
+            are not copied; their in-place version counter (``tensor._version``) is recorded
+            instead and :meth:`restore` raises ``RuntimeError`` if it moved (a forward that wrote
+            a large parameter in place cannot be undone). For read-only probes (a trace): a
+            forward under ``no_grad`` does not write parameters, and copying and comparing a
+            2^24-row embedding table on every trace costs more than the forward. Writes through
+            ``.data`` bypass the version counter and are not seen.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, *, copy_limit: int | None = None) -> None:
         self._modules = list(model.modules())
         self._training = [m.training for m in self._modules]
         self._params = [dict(m._parameters) for m in self._modules]
         self._buffers = [dict(m._buffers) for m in self._modules]
         self._values: dict[int, torch.Tensor] = {}
+        self._versions: dict[int, tuple[str, int]] = {}
         self._grad_flags: dict[int, bool] = {}
+        names = {id(t): n for n, t in model.named_parameters(remove_duplicate=False)}
+        large = set()
+        if copy_limit is not None:
+            large = {id(t) for table in self._params for t in table.values()
+                     if t is not None and t.numel() > copy_limit}
         with torch.no_grad():
             for table in (*self._params, *self._buffers):
                 for t in table.values():
-                    if t is not None and id(t) not in self._values:
+                    if t is None or id(t) in self._grad_flags:
+                        continue
+                    self._grad_flags[id(t)] = t.requires_grad
+                    if id(t) in large:
+                        self._versions[id(t)] = (names.get(id(t), "?"), t._version)
+                    else:
                         self._values[id(t)] = t.detach().clone()
-                        self._grad_flags[id(t)] = t.requires_grad
 
     def restore(self) -> None:
         """Put the model back exactly as it was when the snapshot was taken."""
@@ -50,6 +70,17 @@ class ModelSnapshot:
                 for t in table.values():
                     if t is not None and t.requires_grad != self._grad_flags[id(t)]:
                         t.requires_grad_(self._grad_flags[id(t)])
+        moved = [name for (name, v), t in zip(self._versions.values(), self._tracked(), strict=True)
+                 if t._version != v]
+        if moved:
+            raise RuntimeError(
+                f"the forward wrote parameter(s) {moved} in place; they were tracked by version "
+                f"counter only (copy_limit) and cannot be restored. Do not modify parameters "
+                f"inside forward(), or snapshot with copy_limit=None.")
+
+    def _tracked(self) -> list[torch.Tensor]:
+        by_id = {id(t): t for table in self._params for t in table.values() if t is not None}
+        return [by_id[i] for i in self._versions]
 
 
 def _restore_table(current: dict, saved: dict, values: dict[int, torch.Tensor]) -> None:
@@ -57,7 +88,7 @@ def _restore_table(current: dict, saved: dict, values: dict[int, torch.Tensor]) 
         del current[key]
     for key, t in saved.items():
         current[key] = t
-        if t is not None:
+        if t is not None and id(t) in values:
             value = values[id(t)]
             if t.shape != value.shape or t.dtype != value.dtype:
                 t.data = value.clone()
@@ -86,18 +117,20 @@ def rng_devices(model: nn.Module) -> list[int]:
 
 
 @contextmanager
-def preserved(model: nn.Module, *, always_restore: bool = True) -> Iterator[ModelSnapshot]:
+def preserved(model: nn.Module, *, always_restore: bool = True,
+              copy_limit: int | None = None) -> Iterator[ModelSnapshot]:
     """Context manager: run code on ``model`` with the caller's global RNG state preserved.
 
     Args:
         model: the model to protect.
         always_restore: restore the model on exit (``True``, for read-only probes such as a
             trace) or only when the block raises (``False``, for atomic transforms).
+        copy_limit: see :class:`ModelSnapshot` (default ``None``: copy every tensor).
 
     Yields:
         The :class:`ModelSnapshot` taken on entry.
     """
-    snapshot = ModelSnapshot(model)
+    snapshot = ModelSnapshot(model, copy_limit=copy_limit)
     with torch.random.fork_rng(devices=rng_devices(model)):
         try:
             yield snapshot

@@ -109,7 +109,7 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
           generator: torch.Generator | None = None, seed: int | None = None,
           overrides: Mapping[Any, Any] | None = None, example_inputs: Any = None,
           on_unknown: str = "warn", include_frozen: bool = False,
-          graph: ModelGraph | None = None) -> InitReport:
+          graph: ModelGraph | None = None, atomic: bool = True) -> InitReport:
     """Initialize every parameter of ``model`` by ``policy``; atomic and reproducible.
 
     Args:
@@ -135,6 +135,9 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
         include_frozen: also initialize parameters with ``requires_grad=False``. Default False.
         graph: a :class:`~initwise.graph.ModelGraph` of THIS model already traced (e.g. by
             ``initwise.init``), used instead of tracing again. Default ``None``.
+        atomic: snapshot the model and restore it on error (default ``True``). ``False`` skips
+            the copy of every tensor, for a caller that already guarantees atomicity
+            (``initwise.init`` does); the model may then be half-initialized after an error.
 
     Returns:
         The :class:`~initwise.initreport.InitReport` with one ``ParamRecord`` per parameter
@@ -167,7 +170,7 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
         _check_graph(graph, model)
         ctx._graph = graph
     report = InitReport(policy=pol.name, seed=used_seed)
-    snapshot = ModelSnapshot(model)
+    snapshot = ModelSnapshot(model) if atomic else None
     try:
         if pol.needs_graph or rules.needs_graph:
             _graph_warnings(ctx, report)
@@ -175,7 +178,8 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
             _Walker(model, pol, rules, ctx, report, on_unknown, include_frozen).run()
         report.warnings.extend(ctx.warnings)
     except BaseException:
-        snapshot.restore()
+        if snapshot is not None:
+            snapshot.restore()
         raise
     return report
 

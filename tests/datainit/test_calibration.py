@@ -102,7 +102,9 @@ def test_ce_mean_logits_are_the_log_prior():
     assert torch.allclose(mean_logits, expect, atol=1e-5)
 
 
-def test_badly_scaled_columns_are_standardized_into_the_first_layer(mlp):
+def test_badly_scaled_columns_get_an_input_standardization_on_the_first_layer(mlp):
+    from initwise.nn.standardize import INV_SCALE, SHIFT
+
     g = torch.Generator().manual_seed(0)
     scales = torch.tensor([1e-3, 1.0, 1e3, 1e6, 1.5e9])
     x = torch.rand(256, 5, generator=g) * scales + scales
@@ -110,13 +112,59 @@ def test_badly_scaled_columns_are_standardized_into_the_first_layer(mlp):
     torch.manual_seed(0)
     net = mlp(5, 32, 2)
     rep = di.init(net, (x, y), generator=0)
-    z = net[0](x.double().float()).detach()
+    z = net[0](x).detach()
     assert float(z.pow(2).mean().sqrt()) == pytest.approx(1.0, rel=0.05)
-    # the first layer computes on standardized columns: each column's contribution has the
-    # same order of magnitude (weights scaled by 1 / std)
-    contrib = (net[0].weight.detach().abs() * x.std(0)).mean(0)
-    assert float(contrib.max() / contrib.min()) < 20
-    assert "standardized" in rep.layer("0").note
+    # the layer's buffers are the calibration columns' mean and 1/std (population)
+    xd = x.double()
+    torch.testing.assert_close(net[0]._buffers[SHIFT].double(), xd.mean(0).float().double(),
+                               rtol=1e-5, atol=0)
+    torch.testing.assert_close(net[0]._buffers[INV_SCALE].double(),
+                               (1 / xd.std(0, unbiased=False)).float().double(), rtol=1e-4, atol=0)
+    # the trainable weights act on standardized columns: same order of magnitude per column
+    contrib = net[0].weight.detach().abs().mean(0)
+    assert float(contrib.max() / contrib.min()) < 3
+    assert "input standardization added" in rep.layer("0").note
+    assert any("bake_input_standardization" in w for w in rep.warnings)
+    assert not any(SHIFT in name for name, _ in net[2].named_buffers())
+
+
+def test_raw_columns_train_like_hand_standardized_columns(mlp):
+    """Regression: folding 1/s into the weights made one Adam step blow the loss up (2.5 ->
+    1e6) and SGD give NaN; with the standardization on the layer, gradients are those of the
+    standardized problem, so SGD steps on raw and hand-standardized data are identical."""
+    g = torch.Generator().manual_seed(1)
+    scales = torch.tensor([1e-2, 1.0, 1e2, 1e4, 1e6, 1e8])
+    x = torch.randn(256, 6, generator=g) * scales + 3 * scales
+    y = (x[:, 3] > 3e4).long()
+    torch.manual_seed(0)
+    raw = mlp(6, 16, 2)
+    di.init(raw, (x, y), generator=0)
+    xs = (x.double() - x.double().mean(0)) / x.double().std(0, unbiased=False)
+    twin = mlp(6, 16, 2)  # the slow twin: the same weights on hand-standardized inputs
+    twin.load_state_dict({k: v for k, v in raw.state_dict().items() if "initwise" not in k})
+    opts = [torch.optim.SGD(n.parameters(), lr=0.05, momentum=0.9) for n in (raw, twin)]
+    for _ in range(5):
+        for net, inp, opt in ((raw, x, opts[0]), (twin, xs.float(), opts[1])):
+            loss = nn.functional.cross_entropy(net(inp), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    assert torch.isfinite(loss)
+    for a, b in zip(raw.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_well_scaled_columns_are_folded_without_adding_anything(mlp):
+    from initwise.nn import has_input_standardization
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 5, generator=g) * torch.tensor([0.2, 0.5, 1.0, 2.0, 8.0])
+    torch.manual_seed(0)
+    net = mlp(5, 32, 2)
+    rep = di.init(net, (x, torch.randint(0, 2, (256,), generator=g)), generator=0)
+    assert not has_input_standardization(net[0])
+    assert "folded" in rep.layer("0").note
+    assert not any("standardization added" in w for w in rep.warnings)
 
 
 def test_hidden_layers_hit_the_target_rms(mlp):

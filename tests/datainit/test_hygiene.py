@@ -35,7 +35,7 @@ def _batches(n: int = 4):
             for _ in range(n)]
 
 
-@pytest.mark.parametrize("fail_at", [3, 12])  # during the 'before' pass; mid-calibration
+@pytest.mark.parametrize("fail_at", [3, 12, 25])  # during the 'before' pass; mid-calibration
 def test_error_mid_forward_leaves_the_model_exactly_as_it_was(fail_at):
     torch.manual_seed(0)
     net = _Flaky(fail_at)
@@ -49,6 +49,7 @@ def test_error_mid_forward_leaves_the_model_exactly_as_it_was(fail_at):
     with pytest.raises(RuntimeError, match="boom"):
         di.init(net, _batches(), generator=0)
     assert net.calls == fail_at
+    assert list(net.state_dict()) == list(state)  # no input standardization left behind
     for k, v in net.state_dict().items():
         assert torch.equal(v, state[k]), k
     assert [m.training for m in net.modules()] == modes
@@ -65,7 +66,13 @@ def test_success_restores_modes_hooks_and_global_rng():
     rng = torch.get_rng_state()
     di.init(net, _batches(), generator=0)
     assert net.training and net.drop.training and net.bn.training
-    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in net.modules())
+    # the only hook left is the input standardization (inputs x 50: column std 50 > 10)
+    from initwise.nn.standardize import _standardize_input
+
+    assert list(net.a._forward_pre_hooks.values()) == [_standardize_input]
+    others = [m for m in net.modules() if m is not net.a]
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in others)
+    assert not net.a._forward_hooks
     assert torch.equal(torch.get_rng_state(), rng)
 
 
@@ -107,3 +114,15 @@ def test_bad_options_raise_valueerror_naming_the_option(kwargs, match):
 def test_not_a_module_raises_typeerror():
     with pytest.raises(TypeError, match="nn.Module"):
         di.init(lambda x: x, _batches(1))
+
+
+def test_a_torchscript_model_is_refused_with_a_clear_error():
+    """Regression: TorchScript refuses forward hooks; init must say so, not fail inside a hook."""
+    import pytest
+    import torch
+
+    from initwise.datainit import init
+
+    scripted = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(3, 2)))
+    with pytest.raises(TypeError, match="TorchScript"):
+        init(scripted, (torch.randn(8, 3), torch.randint(0, 2, (8,))))

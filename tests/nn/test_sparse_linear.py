@@ -196,3 +196,29 @@ def test_constructor_errors_and_repr():
         "SparseLinear(in_features=4, out_features=2, bias=False, sparse_grad=True)"
     )
     assert SparseLinear(4, 2, bias=False).bias is None
+
+
+def test_bias_false_constructs_trains_copies_and_initializes():
+    """Regression: ``SparseLinear(n, m, bias=False)`` was reported to raise ``KeyError:
+    "attribute 'bias' already exists"``; every path that touches ``bias`` is exercised."""
+    import copy
+
+    import initwise.datainit as di
+
+    torch.manual_seed(0)
+    layer = SparseLinear(6, 3, bias=False)
+    assert layer.bias is None and "bias" not in dict(layer.named_parameters())
+    assert SparseLinear(6, 3, False).bias is None
+    x = torch.randn(4, 6).relu()
+    out = layer(x.to_sparse())
+    torch.testing.assert_close(out, x @ layer.weight)
+    out.sum().backward()
+    assert layer.weight.grad is not None
+    twin = SparseLinear.from_linear(nn.Linear(6, 3, bias=False))
+    assert twin.bias is None
+    clone = copy.deepcopy(layer)
+    clone.load_state_dict(layer.state_dict())
+    assert list(clone.state_dict()) == ["weight"]
+    net = nn.Sequential(SparseLinear(6, 8, bias=False), nn.ReLU(), nn.Linear(8, 2))
+    rep = di.init(net, (x.to_sparse(), torch.tensor([0, 1, 0, 1])), generator=0)
+    assert net[0].bias is None and rep.layers[0].module == "0"
