@@ -103,8 +103,11 @@ def measures(d) -> dict[str, float]:
     if l0 is not None and pr and math.isfinite(l0):
         out[f"loss_ratio_{kind}"] = l0 / pr
     sparse = dp_sparse(d)
-    rel = [(s.grad_norm / s.weight_norm) for s in d.layers
-           if s.kind in ("linear", "conv", "conv_transpose", "bilinear") and not s.residual
+    kinds = ("linear", "conv", "conv_transpose", "bilinear")
+    outs = {s.name for s in d.layers if s.is_output}
+    outs = outs or set([s.name for s in d.layers if s.kind in kinds][-1:])
+    rel = [(s.grad_norm / s.weight_norm) for s in d.layers  # the body, as check_grad_scale
+           if s.kind in kinds and not s.residual and s.name not in outs
            and s.grad_norm and s.weight_norm and not (sparse and s.name == first)]
     if len(rel) >= 2 and all(r > 0 for r in rel):
         out["grad_ratio(min)"] = min(rel[i] / max(rel[i + 1:]) for i in range(len(rel) - 1))

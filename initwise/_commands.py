@@ -114,8 +114,17 @@ def check_fits(model: nn.Module, batch: Any, loss: str | None, data: Any, source
         except ValueError as exc:
             raise LoadError(
                 f"model: its logits {tuple(logits.shape)} do not fit the targets "
-                f"{_describe(targets)} of {source!r} ({facts}): {exc}"
+                f"{_describe(targets)} of {source!r} ({facts}): {' '.join(str(exc).split())}"
+                f"{'' if _has_remedy(exc) else _FIT_REMEDY}"
             ) from exc
+
+
+_FIT_REMEDY = ("; give the model one output per class (ce), per target column (bce/mse), or "
+               "pick --loss")
+
+
+def _has_remedy(exc: BaseException) -> bool:
+    return "; build the model" in str(exc)  # _check_range's message names its own remedy
 
 
 def _check_range(spec: Any, logits: torch.Tensor, targets: torch.Tensor) -> None:
@@ -159,7 +168,7 @@ def _batches(args: Any, model: nn.Module, data: Any, count: int) -> list[Any]:
         if len(batches) >= count:
             break
     if not batches:
-        raise LoadError(f"--data: {args.data!r} has no rows")
+        raise LoadError(f"--data: {args.data!r} has no rows; give a file with data in it")
     check_fits(model, batches[0], args.loss, data, args.data)
     return batches
 

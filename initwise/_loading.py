@@ -111,7 +111,8 @@ def _import_module(name: str) -> Any:
         ) from exc
     except Exception as exc:
         raise LoadError(
-            f"MODEL: importing {name!r} raised {type(exc).__name__}: {_one_line(exc)}"
+            f"MODEL: importing {name!r} raised {type(exc).__name__}: {_one_line(exc)}; fix "
+            f"the module (rerun with --debug for the traceback)"
         ) from exc
 
 
@@ -131,15 +132,16 @@ def _from_factory(where: str, module: Any, factory: str, kwargs: dict[str, Any])
     if fn is None or not callable(fn):
         known = ", ".join(_callables(module)) or "none"
         raise LoadError(
-            f"MODEL: {where} has no callable {factory!r}; callables defined there: {known}"
+            f"MODEL: {where} has no callable {factory!r}; name one of the callables defined "
+            f"there after the ':' ({known}), or add {factory!r} to it"
         )
     try:
         model = fn(**kwargs)
     except Exception as exc:
-        hint = " (check --model-kwargs)" if kwargs or isinstance(exc, TypeError) else ""
+        hint = "check --model-kwargs, or fix" if kwargs or isinstance(exc, TypeError) else "fix"
         raise LoadError(
             f"MODEL: factory {where}:{factory} raised {type(exc).__name__}: "
-            f"{_one_line(exc)}{hint}"
+            f"{_one_line(exc)}; {hint} the factory (rerun with --debug for the traceback)"
         ) from exc
     if not isinstance(model, nn.Module):
         raise LoadError(
@@ -192,7 +194,8 @@ def _check_spec(spec: str, kwargs: dict[str, Any]) -> tuple[str, str | None, boo
         return target, None, True
     is_file = target.endswith(_PY) or os.sep in target or "/" in target
     if is_file and not Path(target).is_file():
-        raise LoadError(f"MODEL: no such file {target!r} (from {spec!r})")
+        raise LoadError(f"MODEL: no such file {target!r} (from {spec!r}); check the path "
+                        f"(relative to {os.getcwd()!r}) or give package.module:factory")
     if not factory.isidentifier():
         raise LoadError(f"MODEL: {factory!r} (in {spec!r}) is not a Python name; write "
                         f"file.py:make_model")
@@ -221,7 +224,8 @@ def precheck(args: Any) -> None:
     if getattr(args, "data", None):
         _check_data_path(args.data)
     if getattr(args, "weights", None) and not Path(args.weights).is_file():
-        raise LoadError(f"--weights: no such file {args.weights!r}")
+        raise LoadError(f"--weights: no such file {args.weights!r}; check the path or drop "
+                        f"--weights")
     if getattr(args, "verb", None) == "init":
         check_out(args.out)
 
@@ -280,7 +284,7 @@ def load_weights(model: nn.Module, path: str) -> None:
 
     p = Path(path)
     if not p.is_file():
-        raise LoadError(f"--weights: no such file {path!r}")
+        raise LoadError(f"--weights: no such file {path!r}; check the path or drop --weights")
     try:
         if p.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -297,12 +301,14 @@ def load_weights(model: nn.Module, path: str) -> None:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
-        raise LoadError(f"--weights: {path!r} holds a {type(state).__name__}, not a state dict")
+        raise LoadError(f"--weights: {path!r} holds a {type(state).__name__}, not a state "
+                        f"dict; save one with torch.save(model.state_dict(), path)")
     try:
         model.load_state_dict(state)
     except Exception as exc:
         raise LoadError(
-            f"--weights: {path!r} does not fit the model: {_one_line(exc)}"
+            f"--weights: {path!r} does not fit the model: {_one_line(exc)}; build the model "
+            f"the checkpoint was saved from (same factory and --model-kwargs)"
         ) from exc
 
 
@@ -318,7 +324,9 @@ def load_data(path: str, target: str | None = None) -> Any:
     try:
         return load(str(p), target=target)
     except (ValueError, TypeError, KeyError, OSError, ImportError) as exc:
-        raise LoadError(f"--data: cannot read {path!r}: {_one_line(exc)}") from exc
+        # initwise.data speaks Python (``target=``); on the command line it is --target.
+        message = _one_line(exc).replace("as target=", "with --target COL")
+        raise LoadError(f"--data: cannot read {path!r}: {message}") from exc
 
 
 def _one_line(exc: BaseException) -> str:

@@ -45,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that exits with status 3 (not 2, which means "errors found") on bad usage."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
+        # One line (no usage block): the problem and where to look for the remedy.
         self.exit(EXIT_USAGE, f"initwise: error: {message}; see '{self.prog} --help'\n")
 
 

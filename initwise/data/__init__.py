@@ -6,8 +6,11 @@
   bad files raise :class:`DataError` naming the file, the line and the problem.
 * :func:`feature_stats` -- per-feature frequency, mean, second moment in one streaming pass.
 * :func:`csr_to_torch`, :func:`csr_to_bag` -- scipy.sparse -> torch in O(nnz) memory.
+* :func:`stdlib_text`, :func:`ctr_synthetic` -- built-in data sets that need no download: real
+  sparse text from the installed Python standard library; CTR-like hashed categoricals.
 """
 
+from initwise.data.builtin import ctr_synthetic, stdlib_text
 from initwise.data.convert import as_csr, csr_to_bag, csr_to_torch
 from initwise.data.dataset import LAYOUTS, Dataset
 from initwise.data.errors import DataError
@@ -23,6 +26,7 @@ __all__ = [
     "Dataset",
     "FeatureStats",
     "as_csr",
+    "ctr_synthetic",
     "csr_to_bag",
     "csr_to_torch",
     "detect_format",
@@ -31,4 +35,5 @@ __all__ = [
     "load",
     "multilabel_targets",
     "read_svmlight",
+    "stdlib_text",
 ]

@@ -47,6 +47,17 @@ ARCH_NOTE = (" No initialization makes a deep chain of sigmoid units trainable: 
 def depth_fix(activations: set[str | None]) -> tuple[DataInitFix | None, str]:
     """The automatic fix for a depth-related finding given the chain's activations.
 
+    For tanh-like chains the default :func:`initwise.datainit.init` is a sound depth fix: it
+    zeroes the biases and calibrates every layer to unit pre-activation RMS, i.e. q* = 1,
+    sigma_w ~ 1.59 for tanh, where chi_1 ~ 1.18 (just on the chaotic side of the edge of
+    chaos), xi_c ~ 14 and the mean-field trainable depth is ~83 (:mod:`initwise.theory`); the
+    20-layer ``sigma_b = 1`` zoo case (trainable depth ~6.5) is fixed by it. Its head is shrunk
+    to the loss budget, which ``grad.vanishing`` no longer mistakes for depth decay
+    (``check_grad_scale``).
+
+    Args:
+        activations: the activation names of the chain (``None`` for unknown).
+
     Returns:
         ``(DATAINIT_FIX, "")``, or ``(None, note)`` when the activation makes it unfixable by init.
     """

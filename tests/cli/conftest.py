@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -94,12 +96,30 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+def _env() -> dict[str, str]:
+    env = dict(os.environ, NO_COLOR="1", COLUMNS="120", PYTHONWARNINGS="ignore",
+               OMP_NUM_THREADS="1")
+    env.pop("FORCE_COLOR", None)
+    return env
+
+
 def run(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
     """Run ``python -m initwise ARGS`` (the venv's interpreter), no colours, text output."""
-    env = dict(os.environ, NO_COLOR="1", COLUMNS="120", PYTHONWARNINGS="ignore")
-    env.pop("FORCE_COLOR", None)
-    return subprocess.run([sys.executable, "-m", "initwise", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "initwise", *args], cwd=cwd, env=_env(),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def run_many(cases: dict[str, tuple[str, ...]], cwd: Path, workers: int = 3,
+             timeout: float = 300) -> dict[str, subprocess.CompletedProcess]:
+    """Run several ``python -m initwise ARGS`` at once (each a real process of its own).
+
+    Every process pays a torch import (~3 s of CPU); running a few side by side keeps the suite
+    short on two cores. Cases must not write the same files.
+    """
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {key: pool.submit(run, *args, cwd=cwd, timeout=timeout)
+                   for key, args in cases.items()}
+        return {key: future.result() for key, future in futures.items()}
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
@@ -108,6 +128,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> s
     err = proc.stderr.strip()
     assert "Traceback" not in err and "Traceback" not in proc.stdout
     assert len(err.splitlines()) == 1, err
+    assert err.startswith("initwise"), err
     for needle in needles:
         assert needle in err, (needle, err)
     return err
@@ -120,17 +141,41 @@ def cli(work: Path):
 
 
 @pytest.fixture(scope="session")
+def many(work: Path):
+    """``many({id: argv})`` runs the cases with :func:`run_many` in the ``work`` folder."""
+    return lambda cases, workers=3: run_many(cases, cwd=work, workers=workers)
+
+
+@pytest.fixture(scope="session")
 def one_line_error():
     """The :func:`assert_one_line_error` helper."""
     return assert_one_line_error
+
+
+@pytest.fixture(scope="session")
+def archives(work: Path) -> Path:
+    """``m.ts`` (TorchScript), ``m.pt2`` (torch.export, dynamic batch) and ``state.pt`` (a
+    state dict) of ``model.py:mlp()``, written into ``work``."""
+    import torch
+
+    spec = importlib.util.spec_from_file_location("cli_model_archives", work / "model.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    model = mod.mlp().eval()
+    torch.jit.save(torch.jit.script(model), work / "m.ts")
+    program = torch.export.export(model, (torch.zeros(4, N_FEATURES),),
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, work / "m.pt2")
+    torch.save(model.state_dict(), work / "state.pt")
+    return work
 
 
 @pytest.fixture
 def call(work: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
     """``call(*args) -> CompletedProcess``: ``initwise.cli.main`` in-process, in ``work``.
 
-    Same contract as the subprocess runner (exit status, stdout, stderr), without paying for a
-    new interpreter and a torch import each time.
+    Same exit status and streams as the subprocess runner, without a new interpreter and torch
+    import; only for cases beyond the issue's list (those run as real processes).
     """
     from initwise.cli import main
 
