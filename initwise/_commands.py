@@ -9,10 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, TextIO
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, TextIO
 
 from initwise._loading import (
     LoadError,
@@ -22,6 +19,10 @@ from initwise._loading import (
     load_weights,
     parse_model_kwargs,
 )
+
+if TYPE_CHECKING:  # torch is imported where it is used: `initwise theory` runs without it
+    import torch
+    from torch import nn
 
 __all__ = [
     "EXIT_ERRORS",
@@ -63,6 +64,8 @@ def choose_layout(model: nn.Module) -> str:
 
 
 def _describe(x: Any) -> str:
+    import torch
+
     if isinstance(x, torch.Tensor):
         layout = "" if x.layout == torch.strided else f" {str(x.layout).replace('torch.', '')}"
         return f"{tuple(x.shape)} {str(x.dtype).replace('torch.', '')}{layout}"
@@ -87,6 +90,8 @@ def check_fits(model: nn.Module, batch: Any, loss: str | None, data: Any, source
     Raises:
         LoadError: naming the batch's shapes, the data's feature/class counts and the error.
     """
+    import torch
+
     from initwise.modelio import call_model, extract_logits, infer_loss
 
     inputs, targets = batch
@@ -139,6 +144,8 @@ def _check_range(spec: Any, logits: torch.Tensor, targets: torch.Tensor) -> None
 
 
 def _model_and_data(args: Any) -> tuple[nn.Module, Any]:
+    import torch
+
     model = load_model(args.model, parse_model_kwargs(args.model_kwargs))
     if isinstance(model, torch.jit.ScriptModule):
         raise LoadError(
@@ -174,6 +181,8 @@ def _batches(args: Any, model: nn.Module, data: Any, count: int) -> list[Any]:
 
 
 def _optimizer(args: Any, model: nn.Module) -> torch.optim.Optimizer | None:
+    import torch
+
     params = [p for p in model.parameters() if p.requires_grad]
     if args.optimizer == "none" or not params:
         return None
@@ -186,7 +195,8 @@ def _write(path: str, text: str, what: str) -> None:
     try:
         Path(path).write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise LoadError(f"{what}: cannot write {path!r}: {exc.strerror or exc}") from exc
+        raise LoadError(f"{what}: cannot write {path!r}: {exc.strerror or exc}; give a path in "
+                        f"a folder that exists and that you can write to") from exc
 
 
 def run_doctor(args: Any, out: TextIO | None = None) -> int:
@@ -225,6 +235,8 @@ def save_state_dict(model: nn.Module, path: str) -> str:
     Raises:
         LoadError: on an unsupported extension or a write error.
     """
+    import torch
+
     suffix = check_out(path)
     try:
         if suffix == ".safetensors":
@@ -240,11 +252,14 @@ def save_state_dict(model: nn.Module, path: str) -> str:
         torch.save(model.state_dict(), path)
         return "torch.save"
     except OSError as exc:
-        raise LoadError(f"--out: cannot write {path!r}: {exc.strerror or exc}") from exc
+        raise LoadError(f"--out: cannot write {path!r}: {exc.strerror or exc}; give a path in a "
+                        f"folder that exists and that you can write to") from exc
 
 
 def run_init(args: Any, out: TextIO | None = None) -> int:
     """``initwise init``: data-aware init of MODEL on FILE, save the weights, print the report."""
+    import torch
+
     out = out or sys.stdout
     import copy
 

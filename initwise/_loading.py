@@ -216,7 +216,8 @@ def precheck(args: Any) -> None:
     """Cheap checks of the command line before torch is imported (fast failures).
 
     Raises:
-        LoadError: bad --model-kwargs JSON, missing MODEL / --data / --weights file.
+        LoadError: bad --model-kwargs JSON, missing MODEL / --data / --weights file, or an
+            output (--out, --json, --html) in a folder that does not exist.
     """
     kwargs = parse_model_kwargs(getattr(args, "model_kwargs", None))
     if getattr(args, "model", None):
@@ -228,6 +229,12 @@ def precheck(args: Any) -> None:
                         f"--weights")
     if getattr(args, "verb", None) == "init":
         check_out(args.out)
+    reports = ["json", "html"] + (["out"] if getattr(args, "verb", None) == "demo" else [])
+    for option in reports:
+        value = getattr(args, option, None)
+        if isinstance(value, str) and not Path(value).resolve().parent.is_dir():
+            raise LoadError(f"--{option}: the folder of {value!r} does not exist; create it "
+                            f"first or give another path")
 
 
 OUT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")

@@ -96,6 +96,12 @@ CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "demo: data without labels": (
         ("demo", "--data", "data.csv", "--epochs", "1"),
         ("has no class labels", "--target COL")),
+    "unwritable --json": (
+        (*MLP, "--preset", "quick", "--json", "no/such/folder/d.json"),
+        ("--json: the folder of 'no/such/folder/d.json' does not exist", "create it first")),
+    "--out of demo in a missing folder": (
+        ("demo", "--max-docs", "50", "--out", "no/such/folder/demo.html"),
+        ("--out: the folder of 'no/such/folder/demo.html' does not exist", "create it first")),
 }
 
 # Further bad input beyond the list: the same contract, checked in-process (same
@@ -156,6 +162,7 @@ def test_debug_shows_the_traceback_of_the_factory(results):
     assert "Traceback (most recent call last)" in proc.stderr
     # The factory's own error and the one-line LoadError it is chained to.
     assert "RuntimeError: boom: the factory failed" in proc.stderr
+    assert "direct cause of the following exception" in proc.stderr
     assert "initwise._loading.LoadError: MODEL: factory model.py:broken" in proc.stderr
 
 

@@ -165,3 +165,13 @@ def test_init_html_has_before_after(runs, work):
     assert proc.returncode == 0, proc.stderr
     html = (work / "i.html").read_text()
     assert 'id="init"' in html and "before init" in html and "after init" in html
+
+
+def test_theory_and_bad_usage_do_not_import_torch(work):
+    # `initwise theory` is pure numerics and usage errors fail before any work: both stay fast.
+    code = ("import sys; from initwise.cli import main; "
+            "codes = [main(['theory', 'relu', '--json']), main(['doctor', 'm.py:f', '--data', "
+            "'nope.svm'])]; print(codes, 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=work, timeout=60)
+    assert proc.stdout.strip().splitlines()[-1] == "[0, 3] False", proc.stdout + proc.stderr

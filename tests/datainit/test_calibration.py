@@ -306,3 +306,20 @@ def test_critical_target_uses_the_theory_fixed_point(mlp):
     rep = di.init(net, (x, torch.randint(0, 3, (128,))), target="critical", generator=0)
     for lc in rep.layers[:-1]:
         assert lc.pre_std == pytest.approx(math.sqrt(q), rel=0.05)
+
+
+def test_a_head_that_starts_below_the_prior_is_brought_back_to_it():
+    """Regression: the loss band was one-sided, so a random head whose logits happened to track
+    the labels started far below the label prior (deep nets on breast_cancer: -20 to -50 %)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 4, generator=g)
+    y = (x[:, 0] > 0).long()  # the first input column decides the label
+    net = nn.Linear(4, 2)
+    with torch.no_grad():  # an "informative" random head: a user-loaded or lucky draw
+        net.weight.copy_(torch.tensor([[-8.0, 0, 0, 0], [8.0, 0, 0, 0]]))
+    batches = [(x[i:i + 128], y[i:i + 128]) for i in range(0, 512, 128)]
+    rep = di.init(net, batches, policy=lambda name, module, ctx: "skip",
+                 generator=0)
+    prior = label_prior_loss(LossSpec("ce"), y, 2)
+    assert rep.loss.before < 0.5 * prior  # the kept head is far below the prior
+    assert abs(rep.loss.after - prior) <= di.LOSS_BUDGET * prior * 1.01
