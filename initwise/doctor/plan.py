@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd, _ConvTransposeNd
-from torch.nn.modules.instancenorm import _InstanceNorm
+
+from initwise.graph._kinds import norm_name
 
 __all__ = ["ActInfo", "LayerPlan", "act_info", "build_plan", "module_kind"]
 
@@ -103,21 +103,6 @@ def _module_act_name(module: Any) -> str | None:
     return None
 
 
-def _norm_name(module: nn.Module) -> str | None:
-    if isinstance(module, _InstanceNorm):
-        return "instancenorm"
-    if isinstance(module, _BatchNorm):
-        return "batchnorm"
-    if isinstance(module, nn.LayerNorm):
-        return "layernorm"
-    if isinstance(module, nn.GroupNorm):
-        return "groupnorm"
-    rms = getattr(nn, "RMSNorm", None)
-    if rms is not None and isinstance(module, rms):
-        return "rmsnorm"
-    return None
-
-
 def module_kind(module: nn.Module) -> str | None:
     """The layer kind of a module the doctor probes, ``None`` for containers/activations."""
     table: tuple[tuple[Any, str], ...] = (
@@ -129,7 +114,7 @@ def module_kind(module: nn.Module) -> str | None:
     for cls, kind in table:
         if isinstance(module, cls):
             return kind
-    if _norm_name(module) is not None:
+    if norm_name(module) is not None:
         return "norm"
     if _module_act_name(module) is not None:
         return None
@@ -195,7 +180,7 @@ def _plan_structural(model: nn.Module) -> dict[str, LayerPlan]:
             if plan is None or plan.kind == "norm":
                 continue
             for _, nxt in children[i + 1:]:
-                norm = _norm_name(nxt)
+                norm = norm_name(nxt)
                 if norm is not None:
                     plan.followed_by_norm = plan.followed_by_norm or norm
                     continue

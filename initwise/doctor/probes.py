@@ -174,9 +174,9 @@ def _unit_dim(plan: LayerPlan, y: torch.Tensor) -> int:
     if plan.kind in ("conv", "conv_transpose"):
         return 1
     if plan.kind == "norm" and y.dim() > 2:
-        from initwise.doctor.plan import _norm_name
+        from initwise.graph._kinds import norm_name
 
-        if _norm_name(plan.module) in _CHANNEL_FIRST_NORMS:
+        if norm_name(plan.module) in _CHANNEL_FIRST_NORMS:
             return 1
     return -1
 
