@@ -130,8 +130,10 @@ def _standardize(module: nn.Module, w: torch.Tensor, bias: torch.Tensor | None,
     if supported and not has_input_standardization(module) and _columns_off(mean, std, valid):
         inv = torch.where(valid, 1.0 / std.clamp_min(1e-300), torch.ones_like(std))
         add_input_standardization(module, mean, inv)
-        span = float(std[valid].max() / std[valid].min()) if valid.any() else 1.0
-        return (f"input standardization added (column std span x{span:.3g}, max |mean|/std "
+        lo = float(std[valid].min()) if valid.any() else 1.0
+        hi = float(std[valid].max()) if valid.any() else 1.0
+        return (f"input standardization added (column stds {lo:.3g} to {hi:.3g}, "
+                f"expected within {COL_STD_RANGE}; max |mean|/std "
                 f"{float((mean.abs() / std.clamp_min(1e-300))[valid].max()):.3g}): buffers "
                 f"{STD_BUFFERS} + a forward pre-hook; bake it into weight/bias with "
                 f"initwise.nn.bake_input_standardization(layer), drop it with "
