@@ -68,6 +68,14 @@ the weights; ``accept --seeds 0 1 2`` (2026-11-29, validation metric mean +- std
   (kaiming-std depth 3: -0.6); tanh: initwise 11.3 / -6.9 / 0.4, kaiming-std 18.1 / -48 / -29
   (depth 3 / 12 / 24). Standardizing the inputs cannot fix a loss scale; the user must
   standardize y or divide the SGD lr by ~Var(y).
+Structural draw under calibration (``text ctr --opts adam,sgd --seeds 0 1 2 --variants
+initwise,iw-orth,orthogonal,kaiming,orth+prior,iw-nobias,...``; 2026-11-29; mean +- std):
+  text Adam acc %: initwise 51.5 +- 1.3, iw-orth (policy="orthogonal") 56.7 +- 0.8,
+  orthogonal 54.3 +- 0.4, kaiming 52.1 +- 0.5, orth+prior 56.1 +- 0.3, orth-gtable 54.4 +- 1.0,
+  orth-ghead 53.8 +- 2.1, kaiming-ohead 52.1 +- 0.6: the 64x64 hidden draws decide, not the
+  table or head draw. ctr Adam AUC: initwise 65.4, iw-orth 65.7, orthogonal 66.5, kaiming
+  66.4, orth+prior 65.8, kaiming+prior 65.7, iw-nobias 66.2: the log-prior head bias costs
+  ~0.7 AUC with Adam on ctr. SGD: ctr all 67.4-67.7; text diverges (nan) on seed 2 for most.
 Init time, ``speed`` (text/bag+4x64-relu, 2^18 x 64 table; 13,246-row training split):
   HEAD before this change 1.07 s / 0.78 s (two runs) vs one SGD epoch 0.39 / 0.34 s;
   now 0.33 / 0.32 s vs 0.47 / 0.49 s. Floor: drawing the table (normal_, ~80 ms) and init's
@@ -87,7 +95,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _trainability.configs import configs, load_data  # noqa: E402
 from _trainability.inits import apply_init  # noqa: E402
-from _trainability.train import initial_loss, metric, predict, train  # noqa: E402
+from _trainability.train import call, initial_loss, metric, predict, train  # noqa: E402
 
 import initwise.datainit._walk as walk  # noqa: E402
 
@@ -115,7 +123,40 @@ VARIANTS = {
     "iw-critical": ("initwise", {"target": "critical"}),
     "default": ("default", {}),
     "lsuv": ("lsuv", {}),
+    "orthogonal": ("orthogonal", {}),
+    "iw-orth": ("initwise", {"policy": "orthogonal"}),
+    # plain baselines + initwise's output rule only (head bias = log prior, head kept):
+    "orth+prior": ("orthogonal", {"prior": True}),
+    "kaiming+prior": ("kaiming", {"prior": True}),
+    # initwise with the head weight scaled (bias re-set to the log prior): head-scale test
+    "iw-head-x0.7": ("initwise", {"policy": "auto", "head": 0.7}),
+    "iw-orth-head-x0.85": ("initwise", {"policy": "orthogonal", "head": 0.85}),
+    # plain orthogonal, then the table redrawn Gaussian at the same RMS: is it the hidden draw?
+    "orth-gtable": ("orthogonal", {"gtable": True}),
+    # initwise, then the head bias zeroed (undo the label prior): is it the output bias?
+    "iw-nobias": ("initwise", {"policy": "auto", "nobias": True}),
+    "iw-orth-nobias": ("initwise", {"policy": "orthogonal", "nobias": True}),
+    # plain baselines with the head's draw swapped (same gain 1): head draw vs hidden draws
+    "orth-ghead": ("orthogonal", {"head_draw": "kaiming"}),
+    "kaiming-ohead": ("kaiming", {"head_draw": "orthogonal"}),
 }
+
+
+def _head_prior(model, calib) -> None:
+    """Set the head bias so the mean logit matches the calibration batches' log prior."""
+    ys = torch.cat([torch.as_tensor(y) for _, y in calib])
+    p = torch.bincount(ys.long(), minlength=model.head.out_features).double()
+    logp = (p.clamp_min(1) / p.sum()).log()
+    with torch.no_grad():
+        logits = torch.cat([call(model, x) for x, _ in calib])
+        w_part = (logits - model.head.bias).double().mean(0)
+        model.head.bias.copy_((logp - w_part).float())
+
+
+def _weight_rms(model) -> str:
+    return " ".join(f"{n.split('.')[0][:1]}{n.split('.')[1] if n.count('.') > 1 else ''}="
+                    f"{float(w.detach().pow(2).mean().sqrt()):.3g}"
+                    for n, w in model.named_parameters() if n.endswith("weight"))
 
 
 def run(cfg, variant: str, opt: str, seed: int, tr, val, epochs: int | None,
@@ -125,14 +166,33 @@ def run(cfg, variant: str, opt: str, seed: int, tr, val, epochs: int | None,
     torch.manual_seed(seed)
     model = cfg.build(tr.n_features, tr.n_classes if cfg.task == "classification" else 1)
     calib = list(tr.batches(cfg.budget.batch_size, shuffle=True, seed=seed, layout=cfg.layout))[:4]
-    if "target" in knobs:
+    if "target" in knobs or "policy" in knobs:
         import initwise.datainit as di
 
         t0 = time.perf_counter()
-        di.init(model, calib, target=knobs["target"], generator=torch.Generator().manual_seed(seed))
+        di.init(model, calib, batches=len(calib), target=knobs.get("target", "auto"),
+                policy=knobs.get("policy", "auto"), generator=torch.Generator().manual_seed(seed))
         secs = time.perf_counter() - t0
+        if "head" in knobs:
+            with torch.no_grad():
+                model.head.weight.mul_(knobs["head"])
+            _head_prior(model, calib)
+        if knobs.get("nobias"):
+            with torch.no_grad():
+                model.head.bias.zero_()
     else:
         secs, _ = apply_init(name, model, cfg.act, calib, seed)
+        if knobs.get("prior"):
+            _head_prior(model, calib)
+        if knobs.get("head_draw") == "kaiming":
+            torch.nn.init.kaiming_normal_(model.head.weight, nonlinearity="linear")
+        elif knobs.get("head_draw") == "orthogonal":
+            torch.nn.init.orthogonal_(model.head.weight)
+        if knobs.get("gtable"):
+            with torch.no_grad():
+                w = model.bag.weight
+                w.copy_(torch.randn_like(w) * w.pow(2).mean().sqrt())
+    wrms = _weight_rms(model)
     walk._sparse_rule = _ORIG_SPARSE
     l0 = initial_loss(model, calib[0], cfg.task)
     budget = cfg.budget
@@ -144,7 +204,7 @@ def run(cfg, variant: str, opt: str, seed: int, tr, val, epochs: int | None,
     score = metric(cfg.task, cfg.metric, out, val.y)
     ep = sum(res["epoch_s"]) / max(len(res["epoch_s"]), 1)
     return (f"{cfg.name:38s} {label or variant:16s} {opt:4s} seed={seed} init_loss={l0:9.4g} "
-            f"val={score:6.2f} init_s={secs:.3f} epoch_s={ep:.1f}")
+            f"val={score:6.2f} init_s={secs:.3f} epoch_s={ep:.1f} w_rms[{wrms}]")
 
 
 def _standardized(tr, val):
