@@ -20,7 +20,7 @@ tensor). The source is returned as text so reports can say which output was used
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ __all__ = [
     "iter_batches",
     "label_prior_loss",
     "model_device",
+    "select_output",
     "split_batch",
     "to_torch",
 ]
@@ -175,27 +176,41 @@ def call_model(model: nn.Module, inputs: Any) -> Any:
     return model(inputs)
 
 
+def select_output(output: Any, is_leaf: Callable[[Any], bool]) -> tuple[Any, str] | None:
+    """The part of a model output that holds the logits, as ``(part, source)``, or ``None``.
+
+    The one rule for which output is the logits: the output itself if ``is_leaf``; its
+    ``.logits``; a dict's ``"logits"`` entry, else its first leaf; a tuple's or list's first leaf.
+    ``is_leaf`` says what a value is (a tensor when running a model, a graph node when tracing
+    one symbolically), so eager and symbolic callers agree.
+    """
+    if is_leaf(output):
+        return output, "output"
+    logits = getattr(output, "logits", None)
+    if is_leaf(logits):
+        return logits, "output.logits"
+    if isinstance(output, Mapping):
+        if is_leaf(output.get("logits")):
+            return output["logits"], "output['logits']"
+        for key, value in output.items():
+            if is_leaf(value):
+                return value, f"output[{key!r}]"
+    if isinstance(output, (tuple, list)):
+        for i, value in enumerate(output):
+            if is_leaf(value):
+                return value, f"output[{i}]"
+    return None
+
+
 def extract_logits(output: Any) -> tuple[torch.Tensor, str]:
     """Return ``(logits, source)`` from a model's output; ``source`` says which part was used.
 
     Raises:
         TypeError: if the output holds no tensor.
     """
-    if isinstance(output, torch.Tensor):
-        return output, "output"
-    logits = getattr(output, "logits", None)
-    if isinstance(logits, torch.Tensor):
-        return logits, "output.logits"
-    if isinstance(output, Mapping):
-        if isinstance(output.get("logits"), torch.Tensor):
-            return output["logits"], "output['logits']"
-        for key, value in output.items():
-            if isinstance(value, torch.Tensor):
-                return value, f"output[{key!r}]"
-    if isinstance(output, (tuple, list)):
-        for i, value in enumerate(output):
-            if isinstance(value, torch.Tensor):
-                return value, f"output[{i}]"
+    picked = select_output(output, lambda v: isinstance(v, torch.Tensor))
+    if picked is not None:
+        return picked
     raise TypeError(
         f"model output: expected a tensor, an object with .logits, a dict or a tuple holding a "
         f"tensor; got {type(output).__name__}. Return the logits from forward()."

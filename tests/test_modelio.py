@@ -137,3 +137,13 @@ def test_a_list_of_two_batches_is_two_batches_not_one():
         modelio.split_batch([(x, y), (x, y)])
     (a, b), t = modelio.split_batch(((x, x), y))  # several positional inputs still work
     assert t is y
+
+
+def test_select_output_applies_the_same_rule_to_any_leaf_type():
+    """The eager (tensor) and symbolic (fx node) callers share one rule for the logits."""
+    leaf = lambda v: isinstance(v, str)  # noqa: E731 - stand-in for a graph node
+    assert modelio.select_output("z", leaf) == ("z", "output")
+    assert modelio.select_output({"h": "a", "logits": "b"}, leaf) == ("b", "output['logits']")
+    assert modelio.select_output((1, "c"), leaf) == ("c", "output[1]")
+    assert modelio.select_output(_Out("d"), leaf) == ("d", "output.logits")
+    assert modelio.select_output((1, 2), leaf) is None

@@ -23,6 +23,7 @@ __all__ = [
     "layer_kind",
     "norm_name",
     "normalize_function_name",
+    "qualified_names",
 ]
 
 LAYER_KINDS = (
@@ -62,6 +63,14 @@ _STOP_FUNCTIONS = frozenset({
 # Matrix products stop a search only when a Parameter is an operand (a functional layer).
 _PRODUCT_FUNCTIONS = frozenset({"matmul", "mm", "bmm", "einsum", "addmm", "rmatmul"})
 _ADD_FUNCTIONS = frozenset({"add", "iadd", "radd"})
+
+
+def qualified_names(model: nn.Module) -> dict[int, str]:
+    """``id(module) -> qualified name`` (a shared module keeps its first name)."""
+    names: dict[int, str] = {}
+    for name, m in model.named_modules():
+        names.setdefault(id(m), name)
+    return names
 
 
 def normalize_function_name(func: Any) -> str:

@@ -23,6 +23,7 @@ from initwise.graph._kinds import (
     norm_name,
     norm_of_function,
     normalize_function_name,
+    qualified_names,
 )
 from initwise.graph._model import Node
 
@@ -61,9 +62,7 @@ class Recorder:
     """Collects :class:`Node` objects during one forward of ``model``."""
 
     def __init__(self, model: nn.Module) -> None:
-        self.names: dict[int, str] = {}
-        for name, m in model.named_modules():
-            self.names.setdefault(id(m), name)
+        self.names = qualified_names(model)
         self.nodes: list[Node] = []
         self.producer: dict[int, int] = {}
         self.keep: list[torch.Tensor] = []

@@ -18,6 +18,7 @@ from initwise.graph._kinds import (
     layer_kind,
     norm_name,
     norm_of_function,
+    qualified_names,
 )
 from initwise.graph._model import ModelGraph, Node, build_graph
 
@@ -35,9 +36,7 @@ class _LeafTracer(fx.Tracer):
 
 class _Builder:
     def __init__(self, model: nn.Module) -> None:
-        self.names: dict[int, str] = {}
-        for name, m in model.named_modules():
-            self.names.setdefault(id(m), name)
+        self.names = qualified_names(model)
         self.nodes: list[Node] = []
 
     def add(self, op: str, target: str, role: str, inputs: tuple[int, ...] = (),
@@ -68,19 +67,12 @@ def _fx_value(model: nn.Module, node: fx.Node) -> Any:
 
 
 def _fx_output(arg: Any) -> tuple[Any, str]:
+    from initwise.modelio import select_output
+
+    # a ModelOutput(logits=...) constructor call is a node whose kwargs hold the logits
     if isinstance(arg, fx.Node) and arg.op == "call_function" and "logits" in arg.kwargs:
         return arg.kwargs["logits"], "output.logits"
-    if isinstance(arg, dict):
-        if "logits" in arg:
-            return arg["logits"], "output['logits']"
-        for key, value in arg.items():
-            if isinstance(value, fx.Node):
-                return value, f"output[{key!r}]"
-    if isinstance(arg, (tuple, list)):
-        for i, value in enumerate(arg):
-            if isinstance(value, fx.Node):
-                return value, f"output[{i}]"
-    return arg, "output"
+    return select_output(arg, lambda v: isinstance(v, fx.Node)) or (arg, "output")
 
 
 def _from_fx(model: nn.Module) -> tuple[_Builder, int | None, str]:
