@@ -9,7 +9,8 @@ Built-in policies (``policies()`` lists them; :func:`register_policy` adds yours
 
 * ``"auto"`` -- per layer, the scheme that fits the activation the graph finds after it (rules in
   :mod:`initwise.policy._rules`: Kaiming-style ``N(0, g^2/fan_in)`` with the activation's
-  variance gain, LeCun for SELU and for the output layer, embeddings by lookup, packed MHA/RNN
+  variance gain -- drawn orthogonal (same per-output variance) for hidden ``nn.Linear``
+  layers --, LeCun for SELU and for the output layer, embeddings by lookup, packed MHA/RNN
   weights per block, LSTM forget bias 1, norms (1, 0), biases 0);
 * ``"critical"`` -- dense layers at the edge of chaos of their activation (:func:`critical`);
 * ``"torch"`` -- every module's own ``reset_parameters``;
@@ -155,7 +156,7 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
         >>> net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 4))
         >>> report = apply(net, seed=0)
         >>> [(r.name, r.scheme, round(r.gain, 4)) for r in report.params if r.gain]
-        [('0.weight', 'kaiming_normal', 1.4142), ('2.weight', 'lecun_normal', 1.0)]
+        [('0.weight', 'orthogonal', 1.4142), ('2.weight', 'lecun_normal', 1.0)]
     """
     if on_unknown not in ON_UNKNOWN:
         raise ValueError(f"on_unknown: got {on_unknown!r}; valid values are {list(ON_UNKNOWN)}.")

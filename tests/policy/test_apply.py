@@ -86,7 +86,7 @@ def test_on_unknown_skip_is_silent(h):
 def test_include_frozen_initializes_frozen_params(h):
     model, inputs = h.Acceptance(), h.inputs()
     report = apply(model, seed=0, example_inputs=inputs, on_unknown="skip", include_frozen=True)
-    assert report.param("frozen.weight").scheme == "lecun_normal"
+    assert report.param("frozen.weight").scheme == "orthogonal"  # a hidden Linear
     assert not model.frozen.weight.requires_grad  # the flag itself is kept
 
 
@@ -315,7 +315,7 @@ def test_old_style_spectral_norm_weight_orig_is_initialized(policy):
     apply(plain, policy, seed=4)
     report = apply(model, policy, seed=4)
     rec = report.param("0.weight_orig")
-    assert rec.scheme == {"auto": "kaiming_normal", "xavier": "xavier_uniform"}[policy]
+    assert rec.scheme == {"auto": "orthogonal", "xavier": "xavier_uniform"}[policy]
     assert "spectral_norm" in rec.note and rec.fan_in == 64
     assert torch.equal(model[0].weight_orig, plain[0].weight)  # the same draws as unwrapped
     w, u, v = model[0].weight_orig.detach(), model[0].weight_u, model[0].weight_v
@@ -345,7 +345,7 @@ def test_old_style_weight_norm_sets_direction_and_magnitude():
     names = {"0.weight_v", "0.weight_g", "0.bias", "2.weight", "2.bias"}
     assert {r.name for r in report.params} == names
     assert report.param("0.weight_v").scheme == report.param("0.weight_g").scheme
-    assert report.param("0.weight_v").scheme == "kaiming_normal"
+    assert report.param("0.weight_v").scheme == "orthogonal"
     assert torch.equal(model[0].weight_v, plain[0].weight)
     assert torch.allclose(model[0](torch.eye(64)) - model[0].bias, plain[0].weight.T, atol=1e-6)
 
@@ -376,7 +376,7 @@ def test_weight_norm_parametrization_reports_both_originals():
     report = apply(model, seed=4)
     g = report.param("0.parametrizations.weight.original0")
     v = report.param("0.parametrizations.weight.original1")
-    assert g.scheme == v.scheme == "kaiming_normal"
+    assert g.scheme == v.scheme == "orthogonal"
     assert v.note == "set together with 0.parametrizations.weight.original0"
     original1 = model[0].parametrizations.weight.original1.detach()
     assert v.std == pytest.approx(float(original1.std(unbiased=False)))

@@ -39,7 +39,35 @@ def test_dense_std_is_gain_over_sqrt_fan_in(h, act, g):
     out = report.param("4.weight")  # the output layer: gain 1 (documented choice)
     assert out.gain == 1.0 and out.scheme == "lecun_normal" and "output layer" in out.note
     h.assert_std(model[4].weight, 1 / math.sqrt(512))
-    assert report.param("0.weight").scheme == ("lecun_normal" if g == 1.0 else "kaiming_normal")
+    # hidden Linear layers get an orthogonal draw with the same per-output variance
+    assert report.param("0.weight").scheme == report.param("2.weight").scheme == "orthogonal"
+
+
+@pytest.mark.parametrize("shape", [(48, 48), (32, 80), (80, 32)])
+def test_hidden_linear_is_scaled_orthogonal(shape):
+    out_f, in_f = shape
+    model = nn.Sequential(nn.Linear(7, in_f), nn.Tanh(), nn.Linear(in_f, out_f), nn.Tanh(),
+                          nn.Linear(out_f, 3))
+    report = apply(model, seed=0, example_inputs=torch.randn(2, 7))
+    rec, w = report.param("2.weight"), model[2].weight.detach().double()
+    g = gain("tanh")
+    assert rec.scheme == "orthogonal" and rec.gain == pytest.approx(g, rel=1e-9)
+    # rows of squared norm g^2 on average (Kaiming's output variance), exactly orthogonal
+    assert float(w.pow(2).sum(1).mean()) == pytest.approx(g * g, rel=1e-6)
+    if out_f <= in_f:
+        assert torch.allclose(w @ w.T, g * g * torch.eye(out_f, dtype=w.dtype), atol=1e-5)
+    else:
+        eye = torch.eye(in_f, dtype=w.dtype)
+        assert torch.allclose(w.T @ w, g * g * out_f / in_f * eye, atol=1e-5)
+    assert report.param("4.weight").scheme == "lecun_normal"  # the output layer stays Gaussian
+
+
+def test_orthogonal_draw_has_a_cost_bound():
+    from initwise.policy._rules import ORTHOGONAL_MAX_FAN_IN
+
+    model = nn.Sequential(nn.Linear(ORTHOGONAL_MAX_FAN_IN + 1, 4), nn.ReLU(), nn.Linear(4, 2))
+    report = apply(model, seed=0, example_inputs=torch.randn(2, ORTHOGONAL_MAX_FAN_IN + 1))
+    assert report.param("0.weight").scheme == "kaiming_normal"
 
 
 def test_functional_activation_found_by_trace_and_fx(h):
@@ -196,7 +224,7 @@ def test_critical_without_a_stable_point_falls_back_with_a_warning(monkeypatch):
     monkeypatch.setattr(crit, "edge_of_chaos", none)
     model = _mlp(nn.SiLU(), width=16)
     report = apply(model, critical(), seed=0)
-    assert report.param("0.weight").scheme == "kaiming_normal"
+    assert report.param("0.weight").scheme == "orthogonal"  # the auto rule's hidden Linear
     assert report.param("0.weight").gain == pytest.approx(gain("silu"), rel=1e-9)
     assert any("'silu' has no stable edge of chaos" in w for w in report.warnings)
     before = [p.clone() for p in model.parameters()]
