@@ -13,6 +13,7 @@ Usage::
     nice .venv/bin/python benchmarks/datainit_choose.py budget   # the LOSS_BUDGET study
     nice .venv/bin/python benchmarks/datainit_choose.py accept --seeds 0 1 2  # raw dense columns
     nice .venv/bin/python benchmarks/datainit_choose.py speed    # init time vs one text epoch
+    nice .venv/bin/python benchmarks/datainit_choose.py diverge auto kaiming  # text SGD losses
 
 Prints one line per run (variant, optimizer, seed, initial loss, validation metric, init s).
 
@@ -88,12 +89,33 @@ seeds, 91 validation rows = 1.1 points each; "old" = auto with Gaussian hidden d
   mlp24-gelu  adam      98.5     97.8      98.5     sgd  nan (1 of 3)          95.6  97.4
   depth 12 and 24 otherwise within 1.5 points of each other for all three (noise level).
   text/Adam: new 54.8 +- 1.5 (old 51.5, iw-orth 56.7); text/SGD 35.3; ctr Adam 65.7, SGD 67.7.
+ctr/Adam: the 2-epoch budget is past every init's best validation AUC (``ctr --variants
+  initwise,iw-nobias,kaiming --opts adam --seeds 0 1 2 --epochs E``; mean of 3 seeds):
+                epochs 1      2      3      6
+  initwise            67.44  65.67  63.55  60.83
+  iw-nobias           67.44  66.17  63.99  59.97
+  kaiming             67.39  66.37  64.09  59.64
+  Of the budgets measured, 1 epoch is best for all three; after it validation AUC falls
+  (overfitting: a 2^20 x 32 table on 64k rows); the label-prior bias
+  does not slow learning (epoch 1: tie) but changes how fast the overfitting shows, so the
+  ranking at 2 epochs says little about trainability (at 6 it is reversed).
+text/SGD (lr 0.05, momentum 0.9; table lr 0.5) sits at its edge of stability for initwise
+  with either draw: ``diverge auto kaiming`` (whole training split, seeds 0-2): auto (orthogonal
+  hidden) turns non-finite at step 322 of 390 on seed 0, policy="kaiming" at step 382 on seed
+  2; the others end at losses 1.8-2.6 with largest gradient norms 5-10. Both blow up in the
+  third epoch after a loss spike, not at the start: a step size matter, not the init's.
 Rejected: a depth cap for plain chains (the body's target RMS lowered to the largest sqrt(q)
   with depth * ln chi_1(q) <= 1, chi_1(q) = q E[phi'^2] / E[phi^2] the mean-field gradient gain
   at the LSUV fixed point; at q = 1 it is 1.18 for tanh, 1.07 for GELU/SELU, 1 for ReLU).
   With the orthogonal draws, mlp48 Adam: tanh 96.3, gelu 91.9, selu 94.9; SGD gelu 62.6 on
   all 3 seeds (a small q shrinks SGD's effective step by ~q: the net stalls); mlp24-gelu SGD
   90.5. Not better than the plain rule anywhere beyond noise, and it stalls SGD.
+Rejected: centring every hidden unit on the calibration data (bias = -mean of its
+  pre-activation, as BatchNorm's first step or Kraehenbuehl et al. 2015's data-dependent init),
+  tried as a walk option on all families (validation, seeds 0-2, centred vs not): text Adam
+  56.0 vs 54.8, text SGD one seed nan vs none, ctr 65.5 / 67.6 vs 65.7 / 67.7, tabular equal;
+  deep worse: mlp24-relu Adam 94.5 vs 97.8, SGD 96.7 vs 98.5; mlp48-gelu Adam 96.0 vs 98.2,
+  SGD 93.0 vs 96.3; mlp48-relu Adam 94.9 vs 96.3 (SGD 96.0 vs 93.8); the rest within noise.
 Init time, ``speed`` (text/bag+4x64-relu, 2^18 x 64 table; 13,246-row training split):
   HEAD before this change 1.07 s / 0.78 s (two runs) vs one SGD epoch 0.39 / 0.34 s;
   now 0.33 / 0.32 s vs 0.47 / 0.49 s. Floor: drawing the table (normal_, ~80 ms) and init's
@@ -305,6 +327,55 @@ def speed(reps: int = 3) -> None:
           f"of an epoch", flush=True)
 
 
+def diverge(policies: list[str], seeds: list[int]) -> None:
+    """Text/SGD training-loss trajectories under ``initwise.init(policy=...)``.
+
+    On the benchmark's whole TRAINING split (a training-loss question; the test split is not
+    read): the loss at 13 points of the 3-epoch run, the step where it turned non-finite, and
+    each weight's largest gradient norm.
+    """
+    from _trainability.train import call as fwd
+    from _trainability.train import loss_fn, make_optimizer
+
+    import initwise.datainit as di
+
+    cfg = next(c for c in configs(["text"], quick=False) if c.name.startswith("text/bag+4x64"))
+    tr, _test_never_read = load_data(cfg.data, quick=False)
+    for policy in policies:
+        for seed in seeds:
+            torch.manual_seed(seed)
+            model = cfg.build(tr.n_features, tr.n_classes)
+            calib = list(tr.batches(cfg.budget.batch_size, shuffle=True, seed=seed,
+                                    layout=cfg.layout))[:4]
+            di.init(model, calib, batches=4, policy=policy,
+                    generator=torch.Generator().manual_seed(seed))
+            opt = make_optimizer("sgd", model, cfg.budget)
+            model.train()
+            hist: list[float] = []
+            maxg: dict[str, float] = {}
+            status = "ok"
+            for epoch in range(cfg.budget.epochs):
+                for x, y in tr.batches(cfg.budget.batch_size, shuffle=True,
+                                       seed=seed * 1000 + epoch, layout=cfg.layout):
+                    opt.zero_grad(set_to_none=True)
+                    loss = loss_fn(cfg.task, fwd(model, x), y)
+                    if not torch.isfinite(loss):
+                        status = f"non-finite at step {len(hist)}"
+                        break
+                    loss.backward()
+                    for n, p in model.named_parameters():
+                        if p.grad is not None and n.endswith("weight"):
+                            g = p.grad.coalesce().values() if p.grad.is_sparse else p.grad
+                            maxg[n] = max(maxg.get(n, 0.0), float(g.norm()))
+                    opt.step()
+                    hist.append(loss.item())
+                if status != "ok":
+                    break
+            pts = " ".join(f"{hist[i]:.2f}" for i in range(0, len(hist), max(1, len(hist) // 12)))
+            print(f"{policy} seed={seed} {status}; loss {pts}; max grad norm "
+                  + " ".join(f"{k}={v:.3g}" for k, v in maxg.items()), flush=True)
+
+
 def budget_study() -> None:
     """Initial loss on the whole training split vs LOSS_BUDGET (mlp3-relu, breast_cancer raw)."""
     import numpy as np
@@ -340,6 +411,10 @@ def budget_study() -> None:
 def main() -> None:
     if sys.argv[1:2] == ["budget"]:
         budget_study()
+        return
+    if sys.argv[1:2] == ["diverge"]:
+        torch.set_num_threads(1)
+        diverge(sys.argv[2:] or ["auto"], [0, 1, 2])
         return
     if sys.argv[1:2] == ["speed"]:
         torch.set_num_threads(1)
