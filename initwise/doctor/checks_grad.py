@@ -294,9 +294,11 @@ def check_theory_depth(ctx: CheckContext) -> Iterable[Finding]:
         "Off the edge of chaos, correlations between inputs converge to a fixed point within "
         "a few depth scales xi_c; deeper networks are untrainable (Schoenholz et al. 2017, "
         "arXiv:1611.01232).",
-        "Initialize at the edge of chaos (initwise.init(..., target='critical') or "
-        "initwise.apply(model, 'critical')), or add normalization / residual connections.",
-        "initwise.apply(model, 'critical')",
+        "Re-initialize on data with initwise.init(model, batch) (the automatic fix: biases "
+        "reset, every layer calibrated to unit pre-activation RMS; for tanh the mean-field "
+        "trainable depth there is ~83), or without data at the edge of chaos with "
+        "initwise.apply(model, 'critical'); or add normalization / residual connections.",
+        "initwise.init(model, batch)",
         {"depth": depth, "limit": limit, "sigma_w": sw, "sigma_b": sb, "activation": act},
         depth_fix({act})[0],
     )
