@@ -23,6 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from initwise.schemes.basic import uniform_
+from initwise.schemes.variance import kaiming_uniform_
+
 __all__ = ["SparseLinear", "sparse_to_bag"]
 
 BagTriple = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
@@ -153,12 +156,13 @@ class SparseLinear(nn.Module):
                 device=self.weight.device,
                 dtype=self.weight.dtype,
             )
-            nn.init.kaiming_uniform_(w, a=math.sqrt(5), generator=generator)
+            # initwise's schemes: torch's bits, and a generator= also on torch < 2.2
+            kaiming_uniform_(w, a=math.sqrt(5), generator=generator)
             self.weight.copy_(w.t())
             del w
             if self.bias is not None:
                 bound = 1.0 / math.sqrt(self.in_features)
-                nn.init.uniform_(self.bias, -bound, bound, generator=generator)
+                uniform_(self.bias, -bound, bound, generator=generator)
 
     def initwise_fans(self, name: str) -> Any:
         """Fans of ``weight``/``bias`` as for the ``nn.Linear`` this layer replaces.

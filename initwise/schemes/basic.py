@@ -7,6 +7,7 @@ numbers only from ``generator`` (never the global RNG when a generator is given)
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -109,7 +110,7 @@ def trunc_normal_(
         raise ValueError(f"trunc_normal_ needs std > 0 and a < b, got std={std}, a={a}, b={b}")
     if tensor.is_meta:
         return tensor
-    return torch.nn.init.trunc_normal_(tensor, mean, std, a, b, generator=generator)
+    return _trunc_normal(tensor, mean, std, a, b, generator)
 
 
 def trunc_normal_keras_(
@@ -142,8 +143,32 @@ def trunc_normal_keras_(
     if tensor.is_meta:
         return tensor
     s = std / KERAS_TRUNCATION_STD
-    return torch.nn.init.trunc_normal_(tensor, mean, s, mean - 2 * s, mean + 2 * s,
-                                       generator=generator)
+    return _trunc_normal(tensor, mean, s, mean - 2 * s, mean + 2 * s, generator)
+
+
+#: torch.nn.init took ``generator=`` from torch 2.2 on; initwise supports torch >= 2.1
+_TORCH_INIT_GENERATOR = "generator" in inspect.signature(torch.nn.init.trunc_normal_).parameters
+
+
+def _trunc_normal(tensor: Tensor, mean: float, std: float, a: float, b: float,
+                  generator: torch.Generator | None) -> Tensor:
+    """torch's truncated normal; on torch < 2.2, whose ``trunc_normal_`` has no ``generator=``,
+    its inverse-CDF sampling (a uniform draw between the bounds' CDF values mapped through the
+    normal quantile) written out here, so ``generator=`` works on every supported torch."""
+    if _TORCH_INIT_GENERATOR:
+        return torch.nn.init.trunc_normal_(tensor, mean, std, a, b, generator=generator)
+
+    def cdf(x: float) -> float:
+        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+    lo, hi = cdf((a - mean) / std), cdf((b - mean) / std)
+    with torch.no_grad():
+        tensor.uniform_(2 * lo - 1, 2 * hi - 1, generator=generator)
+        tensor.erfinv_()
+        tensor.mul_(std * math.sqrt(2.0))
+        tensor.add_(mean)
+        tensor.clamp_(min=a, max=b)
+    return tensor
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:

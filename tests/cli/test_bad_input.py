@@ -47,7 +47,7 @@ CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("doctor", "model.py:mlp", "--model-kwargs", "[3]", "--data", "data.svm"),
         ("--model-kwargs: expected a JSON object, got list", "write e.g. --model-kwargs")),
     "model-kwargs for an archive": (
-        ("doctor", "m.pt2", "--model-kwargs", '{"depth": 2}', "--data", "data.svm"),
+        ("doctor", "m.ts", "--model-kwargs", '{"depth": 2}', "--data", "data.svm"),
         ("only a factory takes keyword arguments", "drop it")),
     # -- unknown verb / preset / option / value (argparse, status 3 not 2) --
     "unknown preset": (

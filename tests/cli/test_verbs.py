@@ -126,6 +126,8 @@ def test_doctor_sparse_input_layer_and_csv_target(call):
 
 
 def test_doctor_export_archive_and_weights(call, archives):
+    if not (archives / "m.pt2").exists():
+        pytest.skip("a dynamic-batch torch.export archive needs torch >= 2.2")
     proc = call("doctor", "m.pt2", "--data", "data.svm", "--preset", "quick")
     assert proc.returncode == 0, proc.stderr
     ok = call("doctor", "model.py:mlp", "--weights", "state.pt", "--data", "data.svm")

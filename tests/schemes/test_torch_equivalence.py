@@ -1,9 +1,37 @@
 """Bit-for-bit equality with torch.nn.init for every scheme both define (same generator seed)."""
 
+import inspect
+
 import pytest
 import torch
 
 import initwise.schemes as S
+
+
+class _TorchInit:
+    """``torch.nn.init`` with ``generator=`` also on torch < 2.2 (whose init functions have
+    none): there the global RNG is seeded with the generator's seed inside ``fork_rng`` -- the
+    same stream as a fresh ``Generator().manual_seed(seed)``."""
+
+    def __getattr__(self, name):
+        fn = getattr(torch.nn.init, name)
+
+        def call(*args, **kw):
+            gen = kw.pop("generator", None)
+            if args and isinstance(args[-1], torch.Generator):
+                gen, args = args[-1], args[:-1]
+            if gen is None:
+                return fn(*args, **kw)
+            if "generator" in inspect.signature(fn).parameters:
+                return fn(*args, generator=gen, **kw)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(gen.initial_seed())
+                return fn(*args, **kw)
+
+        return call
+
+
+TI = _TorchInit()
 
 SHAPES = [(7, 5), (5, 7), (16, 3, 3, 3), (4, 6, 5), (3, 2, 2, 2, 2), (64, 64)]
 
@@ -19,45 +47,45 @@ def _pair(shape, seed, fill_mine, fill_torch, dtype=torch.float32):
 
 CASES = {
     "uniform": (lambda t, g: S.uniform_(t, -0.3, 0.7, generator=g),
-                lambda t, g: torch.nn.init.uniform_(t, -0.3, 0.7, generator=g)),
+                lambda t, g: TI.uniform_(t, -0.3, 0.7, generator=g)),
     "normal": (lambda t, g: S.normal_(t, 0.2, 1.7, generator=g),
-               lambda t, g: torch.nn.init.normal_(t, 0.2, 1.7, generator=g)),
+               lambda t, g: TI.normal_(t, 0.2, 1.7, generator=g)),
     "trunc_normal": (lambda t, g: S.trunc_normal_(t, 0.1, 0.5, -0.4, 0.9, generator=g),
-                     lambda t, g: torch.nn.init.trunc_normal_(t, 0.1, 0.5, -0.4, 0.9,
+                     lambda t, g: TI.trunc_normal_(t, 0.1, 0.5, -0.4, 0.9,
                                                               generator=g)),
     "trunc_normal_narrow": (lambda t, g: S.trunc_normal_(t, 0.0, 1.0, 1.5, 2.5, generator=g),
-                            lambda t, g: torch.nn.init.trunc_normal_(t, 0.0, 1.0, 1.5, 2.5,
+                            lambda t, g: TI.trunc_normal_(t, 0.0, 1.0, 1.5, 2.5,
                                                                      generator=g)),
     "xavier_uniform": (lambda t, g: S.xavier_uniform_(t, 1.3, g),
-                       lambda t, g: torch.nn.init.xavier_uniform_(t, 1.3, g)),
+                       lambda t, g: TI.xavier_uniform_(t, 1.3, g)),
     "xavier_normal": (lambda t, g: S.xavier_normal_(t, 0.8, g),
-                      lambda t, g: torch.nn.init.xavier_normal_(t, 0.8, g)),
+                      lambda t, g: TI.xavier_normal_(t, 0.8, g)),
     "glorot_uniform": (lambda t, g: S.glorot_uniform_(t, generator=g),
-                       lambda t, g: torch.nn.init.xavier_uniform_(t, generator=g)),
+                       lambda t, g: TI.xavier_uniform_(t, generator=g)),
     "kaiming_uniform_default": (lambda t, g: S.kaiming_uniform_(t, generator=g),
-                                lambda t, g: torch.nn.init.kaiming_uniform_(t, generator=g)),
+                                lambda t, g: TI.kaiming_uniform_(t, generator=g)),
     "kaiming_uniform_torch_default_layer": (
         lambda t, g: S.kaiming_uniform_(t, a=5 ** 0.5, generator=g),
-        lambda t, g: torch.nn.init.kaiming_uniform_(t, a=5 ** 0.5, generator=g)),
+        lambda t, g: TI.kaiming_uniform_(t, a=5 ** 0.5, generator=g)),
     "kaiming_normal_fan_out_relu": (
         lambda t, g: S.kaiming_normal_(t, mode="fan_out", nonlinearity="relu", generator=g),
-        lambda t, g: torch.nn.init.kaiming_normal_(t, mode="fan_out", nonlinearity="relu",
+        lambda t, g: TI.kaiming_normal_(t, mode="fan_out", nonlinearity="relu",
                                                    generator=g)),
     "he_normal_tanh": (
         lambda t, g: S.he_normal_(t, 0, "fan_in", "tanh", g),
-        lambda t, g: torch.nn.init.kaiming_normal_(t, 0, "fan_in", "tanh", g)),
+        lambda t, g: TI.kaiming_normal_(t, 0, "fan_in", "tanh", g)),
     "kaiming_uniform_selu": (
         lambda t, g: S.kaiming_uniform_(t, 0, "FAN_IN", "selu", g),
-        lambda t, g: torch.nn.init.kaiming_uniform_(t, 0, "FAN_IN", "selu", g)),
+        lambda t, g: TI.kaiming_uniform_(t, 0, "FAN_IN", "selu", g)),
     "kaiming_normal_leaky": (
         lambda t, g: S.kaiming_normal_(t, 0.2, nonlinearity="leaky_relu", generator=g),
-        lambda t, g: torch.nn.init.kaiming_normal_(t, 0.2, nonlinearity="leaky_relu",
+        lambda t, g: TI.kaiming_normal_(t, 0.2, nonlinearity="leaky_relu",
                                                    generator=g)),
     "orthogonal": (lambda t, g: S.orthogonal_(t, 1.7, g),
-                   lambda t, g: torch.nn.init.orthogonal_(t, 1.7, g)),
-    "constant": (lambda t, g: S.constant_(t, 0.37), lambda t, g: torch.nn.init.constant_(t, 0.37)),
-    "zeros": (lambda t, g: S.zeros_(t.fill_(3.0)), lambda t, g: torch.nn.init.zeros_(t)),
-    "ones": (lambda t, g: S.ones_(t), lambda t, g: torch.nn.init.ones_(t)),
+                   lambda t, g: TI.orthogonal_(t, 1.7, g)),
+    "constant": (lambda t, g: S.constant_(t, 0.37), lambda t, g: TI.constant_(t, 0.37)),
+    "zeros": (lambda t, g: S.zeros_(t.fill_(3.0)), lambda t, g: TI.zeros_(t)),
+    "ones": (lambda t, g: S.ones_(t), lambda t, g: TI.ones_(t)),
 }
 
 
@@ -111,3 +139,32 @@ def test_same_seed_same_bits_for_initwise_only_schemes():
     for a, b in zip(run(7), run(7)):
         assert torch.equal(a, b)
     assert not torch.equal(run(7)[0], run(8)[0])
+
+
+@pytest.mark.parametrize("args", [(0.1, 0.5, -0.4, 0.9), (0.0, 1.0, 1.5, 2.5)])
+def test_trunc_normal_fallback_for_torch_without_generator(monkeypatch, args):
+    # torch < 2.2 has no generator= in torch.nn.init; initwise then samples by inverse CDF
+    # itself (torch 2.1's own algorithm). Its law, against scipy's closed form, on any torch:
+    from scipy.stats import truncnorm
+
+    import initwise.schemes.basic as basic
+
+    old_torch = not basic._TORCH_INIT_GENERATOR
+    monkeypatch.setattr(basic, "_TORCH_INIT_GENERATOR", False)
+    mean, std, a, b = args
+    x = S.trunc_normal_(torch.empty(200_000, dtype=torch.float64), *args,
+                        generator=torch.Generator().manual_seed(3))
+    law = truncnorm((a - mean) / std, (b - mean) / std, loc=mean, scale=std)
+    assert float(x.min()) >= a and float(x.max()) <= b
+    assert float(x.mean()) == pytest.approx(law.mean(), abs=4 * law.std() / 200_000 ** 0.5)
+    assert float(x.std()) == pytest.approx(law.std(), rel=0.01)
+    again = S.trunc_normal_(torch.empty(200_000, dtype=torch.float64), *args,
+                            generator=torch.Generator().manual_seed(3))
+    assert torch.equal(x, again)
+    if old_torch:  # there it must be torch's bits too (torch samples from the global RNG)
+        for dtype in (torch.float32, torch.float64):
+            mine = S.trunc_normal_(torch.empty(33, 7, dtype=dtype), *args,
+                                   generator=torch.Generator().manual_seed(3))
+            ref = TI.trunc_normal_(torch.empty(33, 7, dtype=dtype), *args,
+                                   generator=torch.Generator().manual_seed(3))
+            assert torch.equal(mine, ref)
