@@ -76,6 +76,8 @@ def main() -> None:
     p.add_argument("--rows", type=int, nargs="+", default=[80_000, 400_000, 1_600_000])
     p.add_argument("--reps", type=int, default=3)
     a = p.parse_args()
+    if a.reps < 1 or any(n < 2048 for n in a.rows):
+        p.error("--reps must be >= 1 and every --rows >= 2048 (4 calibration batches of 512)")
     torch.set_num_threads(1)
     print("| CTR rows | nnz | initwise.init s | kaiming draw s | SGD epoch s | Adam epoch s "
           "| initwise / SGD epoch | initwise / Adam epoch |")

@@ -287,6 +287,15 @@ def check_theory_depth(ctx: CheckContext) -> Iterable[Finding]:
     depth = len(chain) + 1
     if not depth > limit:
         return
+    auto, note = depth_fix({act})
+    if auto is None:
+        fix, code = note.strip(), ""
+    else:
+        fix = ("Re-initialize on data with initwise.init (the automatic fix: biases reset, "
+               "every layer calibrated to unit pre-activation RMS; for tanh the mean-field "
+               "trainable depth there is ~83), or without data at the edge of chaos with "
+               "initwise.apply(model, 'critical'); or add normalization / residual connections.")
+        code = DATAINIT_SNIPPET
     yield Finding(
         "theory.depth", "warning", chain[0].name,
         f"{depth} {act} layers with sigma_w {sw:.3g}, sigma_b {sb:.3g}: deeper than the "
@@ -294,13 +303,9 @@ def check_theory_depth(ctx: CheckContext) -> Iterable[Finding]:
         "Off the edge of chaos, correlations between inputs converge to a fixed point within "
         "a few depth scales xi_c; deeper networks are untrainable (Schoenholz et al. 2017, "
         "arXiv:1611.01232).",
-        "Re-initialize on data with initwise.init(model, batch) (the automatic fix: biases "
-        "reset, every layer calibrated to unit pre-activation RMS; for tanh the mean-field "
-        "trainable depth there is ~83), or without data at the edge of chaos with "
-        "initwise.apply(model, 'critical'); or add normalization / residual connections.",
-        "initwise.init(model, batch)",
+        fix, code,
         {"depth": depth, "limit": limit, "sigma_w": sw, "sigma_b": sb, "activation": act},
-        depth_fix({act})[0],
+        auto,
     )
 
 

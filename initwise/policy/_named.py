@@ -167,8 +167,9 @@ def critical(sigma_b: float | None = None) -> Callable[..., ModulePlan | None]:
     Weights ``N(0, sigma_w^2 / fan_in)``, biases ``N(0, sigma_b^2)``, where ``sigma_w`` solves
     ``chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2] = 1`` at a stable fixed point ``q*`` of the variance
     map (:func:`initwise.theory.edge_of_chaos`): correlations neither collapse nor decorrelate
-    exponentially with depth. Layers with no activation after them get LeCun (gain 1) and zero
-    bias; embeddings, attention, recurrent and norm layers follow ``"auto"``. An activation with
+    exponentially with depth. Layers with no activation after them get the ``"auto"`` dense rule
+    (gain 1: LeCun, or orthogonal for a hidden Linear) and zero bias; embeddings, attention,
+    recurrent and norm layers follow ``"auto"``. An activation with
     no stable critical point on the default sigma_b ladder (SiLU, softplus) gets the ``"auto"``
     rule, with a warning in the report.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 
 import torch
 from torch import Tensor
@@ -84,7 +85,9 @@ def trunc_normal_(
     """Fill ``tensor`` from N(mean, std^2) truncated to [a, b]: torch's semantics, torch's bits.
 
     This is ``torch.nn.init.trunc_normal_`` exactly (same signature, same values for the same
-    generator; torch does the sampling). Note the torch semantics: ``a``, ``b`` are ABSOLUTE
+    generator; torch does the sampling -- on torch < 2.2, whose version takes no ``generator``,
+    initwise runs torch 2.1's inverse-CDF sampling itself, with the same bits). Note the torch
+    semantics: ``a``, ``b`` are ABSOLUTE
     bounds (not multiples of ``std``) and ``std`` is the std BEFORE truncation, so the result's
     std is smaller than ``std`` (by the factor 0.8796 when ``[a, b] = mean +- 2 std``).
 
@@ -161,6 +164,9 @@ def _trunc_normal(tensor: Tensor, mean: float, std: float, a: float, b: float,
     def cdf(x: float) -> float:
         return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
 
+    if mean < a - 2 * std or mean > b + 2 * std:
+        warnings.warn("trunc_normal_: mean is more than 2 std from [a, b]; the distribution of "
+                      "values may be incorrect.", stacklevel=3)
     lo, hi = cdf((a - mean) / std), cdf((b - mean) / std)
     with torch.no_grad():
         tensor.uniform_(2 * lo - 1, 2 * hi - 1, generator=generator)

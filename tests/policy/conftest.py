@@ -92,22 +92,6 @@ def assert_std(t: torch.Tensor, expected: float, sigmas: float = 5.0) -> None:
     assert abs(ratio - 1) < tol, f"std ratio {ratio:.4f}, tolerance {tol:.4f}"
 
 
-def torch_init(name: str, tensor: torch.Tensor, generator: torch.Generator, **kw):
-    """``torch.nn.init.<name>(tensor, generator=generator, **kw)``; on torch < 2.2 (no
-    ``generator=`` there) the same draws from the global RNG set to the generator's state,
-    inside ``fork_rng``, the generator advanced as torch would have."""
-    import inspect
-
-    fn = getattr(torch.nn.init, name)
-    if "generator" in inspect.signature(fn).parameters:
-        return fn(tensor, generator=generator, **kw)
-    with torch.random.fork_rng(devices=[]):
-        torch.set_rng_state(generator.get_state())
-        out = fn(tensor, **kw)
-        generator.set_state(torch.get_rng_state())
-    return out
-
-
 @pytest.fixture
 def acceptance():
     return Acceptance(), acceptance_inputs()
@@ -121,5 +105,4 @@ def h():
     return types.SimpleNamespace(
         Acceptance=Acceptance, WithReset=WithReset, NoReset=NoReset,
         inputs=acceptance_inputs, bits=bits, same_bits=same_bits, assert_std=assert_std,
-        torch_init=torch_init,
     )

@@ -62,6 +62,59 @@ def test_hidden_linear_is_scaled_orthogonal(shape):
     assert report.param("4.weight").scheme == "lecun_normal"  # the output layer stays Gaussian
 
 
+def test_orthogonal_work_bound_is_inclusive(monkeypatch):
+    import initwise.policy._rules as rules
+
+    def scheme(limit):
+        monkeypatch.setattr(rules, "ORTHOGONAL_MAX_WORK", limit)
+        model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(),
+                              nn.Linear(8, 2))
+        return apply(model, seed=0, example_inputs=torch.randn(2, 5)).param("2.weight").scheme
+
+    assert scheme(8 * 16 * 8) == "orthogonal"
+    assert scheme(8 * 16 * 8 - 1) == "kaiming_normal"
+
+
+def test_no_orthogonal_draw_in_a_normalized_net_or_for_attention_out_proj():
+    normed = nn.Sequential(nn.Linear(6, 16), nn.LayerNorm(16), nn.ReLU(), nn.Linear(16, 16),
+                           nn.ReLU(), nn.Linear(16, 2))
+    report = apply(normed, seed=0, example_inputs=torch.randn(2, 6))
+    assert report.param("3.weight").scheme == "kaiming_normal"
+
+    class Attn(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp, self.attn = nn.Linear(6, 16), nn.MultiheadAttention(16, 2, batch_first=True)
+            self.mid, self.head = nn.Linear(16, 16), nn.Linear(16, 2)
+
+        def forward(self, x):
+            h = torch.relu(self.inp(x))
+            h = self.attn(h, h, h, need_weights=False)[0]
+            return self.head(torch.relu(self.mid(h)).mean(1))
+
+    report = apply(Attn(), seed=0, example_inputs=torch.randn(2, 3, 6))
+    assert report.param("attn.out_proj.weight").scheme == "lecun_normal"
+    assert report.param("mid.weight").scheme == "orthogonal"
+
+
+def test_orthogonal_through_weight_norm_and_other_shapes_fall_back_to_gaussian():
+    from torch.nn.utils import parametrizations
+
+    from initwise.policy._rules import _scaled_orthogonal, normal
+
+    model = nn.Sequential(nn.Linear(5, 24), nn.ReLU(), nn.Linear(24, 24), nn.ReLU(),
+                          nn.Linear(24, 2))
+    parametrizations.weight_norm(model[2])
+    apply(model, seed=0, example_inputs=torch.randn(2, 5))
+    w = model[2].weight.detach().double()  # the weight the layer computes: g * orthogonal
+    assert torch.allclose(w @ w.T, gain("relu") ** 2 * torch.eye(24, dtype=w.dtype), atol=1e-5)
+    fill = _scaled_orthogonal(2.0, (4, 3), normal(0.5))
+    flat = torch.empty(12)
+    fill(flat, torch.Generator().manual_seed(0))  # not the (out, in) shape: Gaussian, no error
+    assert torch.equal(flat, torch.empty(12).normal_(0, 0.5,
+                                                     generator=torch.Generator().manual_seed(0)))
+
+
 def test_orthogonal_draw_has_a_cost_bound():
     from initwise.policy._rules import ORTHOGONAL_MAX_FAN_IN
 
@@ -236,7 +289,7 @@ def test_critical_without_a_stable_point_falls_back_with_a_warning(monkeypatch):
         critical(sigma_b=-1.0)
 
 
-def test_named_policies_match_torch_bit_for_bit(h):
+def test_named_policies_match_torch_bit_for_bit(torch_init):
     def build():
         return nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 5))
 
@@ -244,14 +297,14 @@ def test_named_policies_match_torch_bit_for_bit(h):
     apply(ours, "xavier", generator=torch.Generator().manual_seed(4))
     g = torch.Generator().manual_seed(4)
     for m in (ref[0], ref[2]):
-        h.torch_init("xavier_uniform_", m.weight, g)
+        torch_init.xavier_uniform_(m.weight, generator=g)
     assert torch.equal(ours[0].weight, ref[0].weight) and torch.equal(ours[2].weight,
                                                                       ref[2].weight)
     assert torch.equal(ours[0].bias, torch.zeros(30))
     apply(ours, "kaiming", generator=torch.Generator().manual_seed(4))
     g = torch.Generator().manual_seed(4)
-    h.torch_init("kaiming_normal_", ref[0].weight, g, nonlinearity="relu")
-    h.torch_init("kaiming_normal_", ref[2].weight, g, nonlinearity="linear")
+    torch_init.kaiming_normal_(ref[0].weight, nonlinearity="relu", generator=g)
+    torch_init.kaiming_normal_(ref[2].weight, nonlinearity="linear", generator=g)
     assert torch.allclose(ours[0].weight, ref[0].weight, rtol=1e-6, atol=0)
     assert torch.allclose(ours[2].weight, ref[2].weight, rtol=1e-6, atol=0)
 

@@ -1,37 +1,18 @@
 """Bit-for-bit equality with torch.nn.init for every scheme both define (same generator seed)."""
 
-import inspect
-
 import pytest
 import torch
 
 import initwise.schemes as S
 
-
-class _TorchInit:
-    """``torch.nn.init`` with ``generator=`` also on torch < 2.2 (whose init functions have
-    none): there the global RNG is seeded with the generator's seed inside ``fork_rng`` -- the
-    same stream as a fresh ``Generator().manual_seed(seed)``."""
-
-    def __getattr__(self, name):
-        fn = getattr(torch.nn.init, name)
-
-        def call(*args, **kw):
-            gen = kw.pop("generator", None)
-            if args and isinstance(args[-1], torch.Generator):
-                gen, args = args[-1], args[:-1]
-            if gen is None:
-                return fn(*args, **kw)
-            if "generator" in inspect.signature(fn).parameters:
-                return fn(*args, generator=gen, **kw)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(gen.initial_seed())
-                return fn(*args, **kw)
-
-        return call
+TI = None  # torch.nn.init with generator= on every torch (tests/conftest.py), set below
 
 
-TI = _TorchInit()
+@pytest.fixture(autouse=True)
+def _torch_init(torch_init):
+    global TI
+    TI = torch_init
+
 
 SHAPES = [(7, 5), (5, 7), (16, 3, 3, 3), (4, 6, 5), (3, 2, 2, 2, 2), (64, 64)]
 
