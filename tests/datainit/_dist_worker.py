@@ -60,6 +60,9 @@ def _run(rank: int, port: int, outdir: str) -> None:
         net = WideDeep()
         rep = di.init(net, shard(rank), batches=3)
         torch.save({"state": net.state_dict(), "report": rep.to_dict()}, f"{outdir}/rank{rank}.pt")
+        # no rank tears the group down while another still receives init's final broadcast
+        # (seen as a hang of rank 1 on torch 2.1 when rank 0 exited first)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

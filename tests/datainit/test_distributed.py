@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -30,11 +31,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_gloo_ranks_end_identical_and_match_one_process(tmp_path):
+def _run_worker(port: int, outdir: Path, timeout: float = 120.0) -> tuple[int, str]:
+    """Run the 2-rank worker in its own session; on timeout kill the whole group (its spawned
+    ranks too: a hung rank would otherwise hold the pipes open and hang the test itself)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(WORKER), str(_free_port()), str(tmp_path)],
-                          env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.Popen([sys.executable, str(WORKER), str(port), str(outdir)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        return -1, f"worker timed out after {timeout:g} s\n{err}"
+    return proc.returncode, err
+
+
+def test_two_gloo_ranks_end_identical_and_match_one_process(tmp_path):
+    rc, err = _run_worker(_free_port(), tmp_path)
+    assert rc == 0, err[-3000:]
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=False)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=False)
     for k, v in r0["state"].items():
