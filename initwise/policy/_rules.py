@@ -162,8 +162,8 @@ ORTHOGONAL_MAX_FAN_IN = 65536
 def _orthogonal_hidden(module: nn.Module, node: Any, ctx: PolicyContext) -> bool:
     """Whether the auto rule draws this layer orthogonal: a hidden ``nn.Linear`` (the graph
     knows it and it is not the output layer) of affordable size, in a network without
-    normalization layers (a norm re-scales every layer: the product of Gaussian matrices that
-    the orthogonal draw avoids does not form there, and the QR would cost time for nothing).
+    normalization layers (the benefit below was measured on norm-free networks only; where
+    norms re-scale every layer the QR's cost is not spent).
 
     Why: a deep chain of Gaussian matrices has a product whose singular values spread with
     depth (for ReLU at criticality the squared singular values of the input-output Jacobian
