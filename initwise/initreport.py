@@ -159,7 +159,10 @@ class InitReport:
         return self.table()
 
 
-def _fmt(x: Any) -> str:
+def format_number(x: Any, digits: int = 4, sci_outside: tuple[float, float] | None = None) -> str:
+    """Short human form of a value: ``-`` for None, yes/no for bools, ints as is, floats with
+    ``digits`` significant digits (``x.2e`` for non-zero magnitudes outside ``sci_outside`` =
+    ``(lo, hi)``, i.e. ``|x| < lo`` or ``|x| >= hi``)."""
     if x is None:
         return "-"
     if isinstance(x, bool):
@@ -169,8 +172,14 @@ def _fmt(x: Any) -> str:
     if isinstance(x, float):
         if not math.isfinite(x):
             return str(x)
-        return f"{x:.4g}"
+        if sci_outside and x != 0 and not sci_outside[0] <= abs(x) < sci_outside[1]:
+            return f"{x:.2e}"
+        return f"{x:.{digits}g}"
     return str(x)
+
+
+def _fmt(x: Any) -> str:
+    return format_number(x)
 
 
 def _grid(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:

@@ -6,9 +6,10 @@ Colours only when asked (the CLI asks when stdout is a TTY and ``NO_COLOR`` is u
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Sequence
 from typing import Any
+
+from initwise.initreport import format_number
 
 __all__ = ["render_terminal", "SEVERITY_ORDER"]
 
@@ -22,20 +23,9 @@ _LAYER_COLS = (
 
 
 def fmt(x: Any) -> str:
-    """Short human form of a number (``-`` for None)."""
-    if x is None:
-        return "-"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):
-        return str(x)
-    if isinstance(x, float):
-        if not math.isfinite(x):
-            return str(x)
-        if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
-            return f"{x:.2e}"
-        return f"{x:.3g}"
-    return str(x)
+    """Short human form of a number (``-`` for None): 3 significant digits, ``x.2e`` below 1e-3
+    and from 1e5 on (:func:`initwise.initreport.format_number`)."""
+    return format_number(x, 3, (1e-3, 1e5))
 
 
 def is_diagnosis(obj: Any) -> bool:
