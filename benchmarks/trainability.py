@@ -12,6 +12,8 @@ Usage::
 
     nice -n 10 .venv/bin/python benchmarks/trainability.py               # everything, seeds 0 1 2
     .venv/bin/python benchmarks/trainability.py --family tabular --quick  # smoke test, < 1 min
+    nice -n 10 .venv/bin/python benchmarks/trainability.py --family ctr --ctr-rows 3000000 \
+        --out benchmarks/out/ctr3m --results-md ''  # the CTR family at a realistic scale
 
 Writes ``benchmarks/out/trainability.json`` and the "Trainability" section of
 ``benchmarks/RESULTS.md`` and prints the markdown tables.
@@ -57,6 +59,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=str(HERE / "RESULTS.md"),
         help="markdown file whose Trainability section is updated ('' = none)",
     )
+    p.add_argument("--ctr-rows", type=int, default=None, metavar="N",
+                   help="rows of the CTR family (default 100,000; quick 5,000): the same "
+                        "generator at another scale (results are kept apart from other scales)")
     p.add_argument("--describe", action="store_true", help="print the data sets and exit")
     p.add_argument(
         "--fresh",
@@ -75,6 +80,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args.init_list = args.inits.split(",")
     if any(i not in INITS for i in args.init_list):
         p.error(f"--inits: valid values are {INITS}")
+    if args.ctr_rows is not None and args.ctr_rows < 10_000:
+        p.error(f"--ctr-rows: got {args.ctr_rows}; use at least 10000 (4 calibration batches "
+                "of 512 and a 20 % test split)")
     args.opt_list = args.optimizers.split(",")
     if args.seeds is None:
         args.seeds = [0] if args.quick else [0, 1, 2]
@@ -171,7 +179,7 @@ def run(args: argparse.Namespace, checkpoint: Any = None) -> dict[str, Any]:
     for cfg in cfgs:
         if cfg.data not in datasets:
             start = time.perf_counter()
-            train_ds, test_ds = load_data(cfg.data, args.quick)
+            train_ds, test_ds = load_data(cfg.data, args.quick, ctr_rows=args.ctr_rows)
             info = _describe(train_ds, test_ds)
             info["build_s"] = round(time.perf_counter() - start, 2)
             if train_ds.is_sparse:
@@ -260,6 +268,7 @@ def _document(args: argparse.Namespace, res: dict, argv: list[str] | None) -> di
         "threads": args.threads,
         "seeds": args.seeds,
         "quick": args.quick,
+        "ctr_rows": args.ctr_rows,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cpus": os.cpu_count(),
@@ -280,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     old = None
     if not args.fresh and path.exists():
         old = json.loads(path.read_text())
-        old = old if old["meta"].get("quick") == args.quick else None
+        same = (old["meta"].get("quick") == args.quick
+                and old["meta"].get("ctr_rows") == args.ctr_rows)
+        old = old if same else None
 
     def save(res: dict, final: bool) -> None:
         doc = _document(args, res, argv)
@@ -312,6 +323,10 @@ def _merge_files(args: argparse.Namespace) -> int:
     path = out / "trainability.json"
     if path.exists() and not args.fresh:
         docs.insert(0, json.loads(path.read_text()))
+    scales = {(d["meta"].get("quick"), d["meta"].get("ctr_rows")) for d in docs}
+    if len(scales) > 1:
+        raise SystemExit(f"--merge-json: the files were run at different scales (quick, "
+                         f"ctr_rows) {sorted(scales, key=str)}; merge files of one scale only.")
     doc = docs[0]
     for other in docs[1:]:
         doc = _fold(doc, other)

@@ -482,3 +482,25 @@ def test_trace_checks_large_parameters_by_version_counter(monkeypatch):
     assert torch.equal(ok.lin.weight, before)
     with pytest.raises(RuntimeError, match=r"lin\.weight"):
         graph_mod.trace(_Writer(True), torch.randn(3, 8))
+
+
+class _TwoOutputs(nn.Module):
+    """Returns its logits and, in a dict, a hidden tensor (as feature extractors do)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 6), nn.Linear(6, 2)
+
+    def forward(self, x):
+        z = torch.relu(self.a(x))
+        return {"logits": self.b(z), "features": z}
+
+
+@pytest.mark.parametrize("use_trace", [True, False])
+def test_graph_records_every_returned_tensor(use_trace):
+    model = _TwoOutputs()
+    graph = trace(model, torch.randn(3, 4)) if use_trace else trace_structure(model)
+    kinds = sorted((graph.nodes[i].role, graph.nodes[i].target) for i in graph.returned)
+    assert kinds == [("activation", kinds[0][1]), ("layer", "b")]
+    seq = trace_structure(nn.Sequential(nn.Linear(4, 2), nn.ReLU()))
+    assert [seq.nodes[i].role for i in seq.returned] == ["activation"]

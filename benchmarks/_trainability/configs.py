@@ -35,15 +35,15 @@ class Config:
     model_desc: str = ""
 
 
-def load_data(name: str, quick: bool) -> tuple[Any, Any]:
-    """``(train, test)`` Datasets for a data key."""
+def load_data(name: str, quick: bool, ctr_rows: int | None = None) -> tuple[Any, Any]:
+    """``(train, test)`` Datasets for a data key (``ctr_rows``: the CTR family's size)."""
     from initwise.data import Dataset
     from initwise.data.builtin import ctr_synthetic, stdlib_text
 
     if name == "stdlib_text":
         ds = stdlib_text(2**18, seed=0, max_docs=3000 if quick else None)
     elif name == "ctr":
-        ds = ctr_synthetic(5_000 if quick else 100_000, 24, 2**20, seed=0)
+        ds = ctr_synthetic(ctr_rows or (5_000 if quick else 100_000), 24, 2**20, seed=0)
     elif name == "breast_cancer":
         from sklearn.datasets import load_breast_cancer
 

@@ -55,7 +55,10 @@ layer in execution order, with forward hooks. The rules, and why:
 6. **No dead or saturated units**: a ReLU-family unit never active on any calibration sample is
    re-centred (bias = minus its mean: active on about half the samples, as BatchNorm would make
    it) or, without a bias, its weights' sign is flipped (the distribution is symmetric, so this
-   is another draw of the same law); a unit with constant output is re-drawn. A tanh/sigmoid unit
+   is another draw of the same law); a unit with constant output is re-drawn. In a layer whose
+   units come in looks-linear pairs (``z``, ``-z``: :mod:`initwise.policy._mirror`) a pair with
+   a dead unit is re-centred as a pair (biases ``-m`` and ``+m``), so the pairs and the chain's
+   linearity at init survive calibration. A tanh/sigmoid unit
    saturated (slope < 10 % of its maximum) on most samples is re-centred or shrunk.
 7. **Robust**: a layer whose whole output is constant (zero weights, collapsed input) is re-drawn
    ``N(0, 1/fan_in)`` once -- never multiplied by a huge factor; each layer stops at ``tol`` or

@@ -184,16 +184,21 @@ class _Plan:
     saturated: int
     pre_rms: float
     ok: bool
+    pairs: bool = False  # looks-linear pairs (rows i and i + n/2 are negatives)
 
 
 def _plan(m: Measurement, target: float | None, act: ActInfo, bias: torch.Tensor | None,
-          b0: torch.Tensor | None, hopeless: torch.Tensor, tol: float) -> _Plan:
+          b0: torch.Tensor | None, hopeless: torch.Tensor, tol: float,
+          pairs: bool = False) -> _Plan:
     o = m.out
     mean, var = o.mean(), o.var()
     n = mean.numel()
     seen = torch.full((n,), o.count > 0, dtype=torch.bool, device=mean.device)
     flat = var <= _TINY * (1.0 + mean * mean)
     dead = (o.zmax <= 0) & seen & ~hopeless if act.relu_family else torch.zeros_like(seen)
+    if pairs:  # looks-linear pairs (z, -z): a pair with a dead unit is re-centred as a whole
+        half = dead[: n // 2] | dead[n // 2:]
+        dead = torch.cat([half, half])
     sat = torch.zeros_like(seen)
     if act.saturating and act.sat_threshold is not None:
         sat = (o.sat / max(o.count, 1.0) > 0.5) & ~hopeless
@@ -202,19 +207,23 @@ def _plan(m: Measurement, target: float | None, act: ActInfo, bias: torch.Tensor
     shrink = torch.ones_like(mean)
     if bias is not None:
         dbias = torch.where(dead | sat, -mean, dbias)
+        if pairs:  # exactly mirrored, whatever the rounding of the two units' statistics
+            dbias = torch.cat([dbias[: n // 2], -dbias[: n // 2]])
     else:
         flip = dead & ~flat & (o.zmin < 0)
         if act.sat_threshold is not None:
             unit_rms = (o.s2 / max(o.count, 1.0)).sqrt()
             shrink = torch.where(sat, (act.sat_threshold / 2) / unit_rms.clamp_min(1e-30), shrink)
     redraw = dead & flat
+    if pairs:  # draw the top unit of a pair, its mirror is its negative (see _apply)
+        redraw = torch.cat([redraw[: n // 2] | redraw[n // 2:], torch.zeros_like(redraw[n // 2:])])
     shift = b0.double() - dbias if b0 is not None else torch.zeros_like(mean)
     ms = o.shifted_second_moment(shift) * shrink * shrink
     pre_rms = float(ms.mean().clamp_min(0).sqrt())
     scale = target / pre_rms if target is not None and pre_rms > 0 else 1.0
     ok = abs(scale - 1.0) <= tol and not bool(dead.any()) and not bool(sat.any())
     return _Plan(scale, dbias, flip, redraw, shrink, int(dead.sum()), int(sat.sum()),
-                 pre_rms, ok)
+                 pre_rms, ok, pairs)
 
 
 def _apply(p: _Plan, w: torch.Tensor, axis: int | None, bias: torch.Tensor | None,
@@ -227,6 +236,8 @@ def _apply(p: _Plan, w: torch.Tensor, axis: int | None, bias: torch.Tensor | Non
                 idx = p.redraw.nonzero().flatten().to(w.device)
                 sub = w.index_select(axis, idx)
                 w.index_copy_(axis, idx, _randn(sub.shape, gen, w) * max(_rms(w), 1e-12))
+                if p.pairs:  # (axis 0) the mirrors of the re-drawn top units
+                    w.index_copy_(axis, idx + w.shape[0] // 2, -w.index_select(axis, idx))
             if (p.shrink != 1).any():
                 w.mul_(_per_unit(w, axis, p.shrink))
         w.mul_(p.scale)
@@ -325,11 +336,24 @@ def _calibrate_node(model: nn.Module, batches: list, node: Any, w: torch.Tensor,
     return lc
 
 
+def _mirrored(w: torch.Tensor, bias: torch.Tensor | None, n_units: int) -> bool:
+    """Whether the layer's units come in looks-linear pairs: rows ``i`` and ``i + n/2`` of the
+    weight (and the bias) are exact negatives (:mod:`initwise.policy._mirror`)."""
+    if bias is None or n_units % 2 or w.dim() != 2 or w.shape[0] != n_units or n_units == 0:
+        return False
+    h = n_units // 2
+    return bool(w[:h].any() and torch.equal(w[h:], -w[:h]) and torch.equal(bias[h:], -bias[:h]))
+
+
 def _iterate(model: nn.Module, batches: list, node: Any, w: torch.Tensor,
              bias: torch.Tensor | None, b0: torch.Tensor | None, act: ActInfo, m: Measurement,
              target: float | None, cfg: WalkConfig, notes: list[str]) -> tuple:
     n_units = m.out.s1.numel()
     axis = unit_axis(node.module, w, n_units)
+    pairs = act.relu_family and axis == 0 and _mirrored(w, bias, n_units)
+    if pairs:
+        notes.append("looks-linear pairs: a pair with a unit dead on the data is re-centred "
+                     "together")
     hopeless = torch.zeros(n_units, dtype=torch.bool, device=m.out.s1.device)
     redrawn_units = torch.zeros_like(hopeless)
     redrawn = False
@@ -343,11 +367,11 @@ def _iterate(model: nn.Module, batches: list, node: Any, w: torch.Tensor,
             with torch.no_grad():
                 std = 1.0 / math.sqrt(fan_in(node.module, w, n_units))
                 w.copy_(_randn(w.shape, cfg.generator, w) * std)
-            redrawn = True
+            redrawn, pairs = True, False  # a fresh i.i.d. draw: no pairs any more
             notes.append(f"re-drawn N(0, 1/fan_in): output was constant ({float(o.mean()[0]):.3g})")
             m = measure(model, batches, node, sat_threshold=act.sat_threshold)
             continue
-        p = _plan(m, target, act, bias, b0, hopeless, cfg.tol)
+        p = _plan(m, target, act, bias, b0, hopeless, cfg.tol, pairs)
         if p.ok or it >= cfg.max_iters:
             if p.dead or p.saturated:
                 notes.append(f"{p.dead} dead / {p.saturated} saturated units left")
@@ -357,6 +381,10 @@ def _iterate(model: nn.Module, batches: list, node: Any, w: torch.Tensor,
             p.redraw.zero_()
         hopeless |= redrawn_units & p.redraw
         redrawn_units |= p.redraw
+        if p.pairs:  # a pair is hopeless (or re-drawn) as a whole
+            h = n_units // 2
+            hopeless[h:] |= hopeless[:h]
+            redrawn_units[h:] |= redrawn_units[:h]
         _apply(p, w, axis, bias, b0, cfg.generator)
         it += 1
         m = measure(model, batches, node, sat_threshold=act.sat_threshold)

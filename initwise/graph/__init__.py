@@ -190,6 +190,21 @@ def trace(model: nn.Module, inputs: Any) -> ModelGraph:
         method="trace",
         all_layers=layer_modules(model),
         aliases=aliases_of(model),
+        returned=[recorder.producer.get(id(t)) for t in _tensors(output)],
     )
     recorder.keep.clear()
     return graph
+
+
+def _tensors(output: Any, depth: int = 0) -> list[torch.Tensor]:
+    """Every tensor in a model output: a tensor, or tuples/lists/dicts (Hugging Face
+    ``ModelOutput`` is a dict) of them, nested up to 8 levels."""
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if depth >= 8:
+        return []
+    if isinstance(output, dict):
+        output = list(output.values())
+    if isinstance(output, (tuple, list)):
+        return [t for v in output for t in _tensors(v, depth + 1)]
+    return []

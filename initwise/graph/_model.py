@@ -100,6 +100,8 @@ class ModelGraph:
             ``"modules"`` (no data flow known: layers in registration order, no facts).
         unused: layers registered in the model but never called.
         warnings: why a less precise method was used, and similar notes.
+        returned: indices of the nodes whose tensors the model returns (all of them: the
+            logits and any other output, e.g. features returned beside the logits).
     """
 
     layers: list[LayerNode] = field(default_factory=list)
@@ -108,6 +110,7 @@ class ModelGraph:
     method: str = "trace"
     unused: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    returned: tuple[int, ...] = ()
 
     def layer(self, name: str) -> LayerNode:
         """The layer named ``name`` (or one of its aliases).
@@ -274,7 +277,8 @@ def _call_facts(nodes: list[Node], consumers: list[list[int]], index: int,
 
 def build_graph(nodes: list[Node], output_index: int | None, *, output_source: str = "",
                 method: str = "trace", all_layers: dict[str, nn.Module] | None = None,
-                aliases: dict[str, tuple[str, ...]] | None = None) -> ModelGraph:
+                aliases: dict[str, tuple[str, ...]] | None = None,
+                returned: Any = ()) -> ModelGraph:
     """Derive per-layer facts from recorded nodes (see the module docstring).
 
     Args:
@@ -284,6 +288,7 @@ def build_graph(nodes: list[Node], output_index: int | None, *, output_source: s
         method: how the nodes were obtained.
         all_layers: every layer module of the model by name, to list the unused ones.
         aliases: other names of shared modules, by first name.
+        returned: nodes whose tensors the model returns (``output_index`` is added).
 
     Returns:
         The :class:`ModelGraph`.
@@ -315,4 +320,8 @@ def build_graph(nodes: list[Node], output_index: int | None, *, output_source: s
         rec.is_output = rec.is_output or n.index in outputs
         rec.parents = tuple(sorted(set(rec.parents) | set(_parents(nodes, n.index))))
     unused = [name for name in (all_layers or {}) if name not in layers]
-    return ModelGraph(list(layers.values()), nodes, output_source, method, unused)
+    back = {i for i in returned if i is not None}
+    if output_index is not None:
+        back.add(output_index)
+    return ModelGraph(list(layers.values()), nodes, output_source, method, unused,
+                      returned=tuple(sorted(back)))

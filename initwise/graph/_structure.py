@@ -38,6 +38,7 @@ class _Builder:
     def __init__(self, model: nn.Module) -> None:
         self.names = qualified_names(model)
         self.nodes: list[Node] = []
+        self.returned: list[int] = []  # every node whose tensor the model returns
 
     def add(self, op: str, target: str, role: str, inputs: tuple[int, ...] = (),
             **fields: Any) -> int:
@@ -92,6 +93,7 @@ def _from_fx(model: nn.Module) -> tuple[_Builder, int | None, str]:
         elif node.op == "output":
             target, source = _fx_output(node.args[0])
             out_index = index.get(target) if isinstance(target, fx.Node) else None
+            b.returned.extend(_producers(node, index))
     return b, out_index, source
 
 
@@ -196,7 +198,8 @@ def trace_structure(model: nn.Module) -> ModelGraph:
     except Exception as exc:  # noqa: BLE001 - any tracing failure falls back, with its reason
         reason = f"torch.fx could not trace the forward ({type(exc).__name__}: {exc})"
     else:
-        return build_graph(b.nodes, out_index, output_source=source, method="fx", **common)
+        return build_graph(b.nodes, out_index, output_source=source, method="fx",
+                           returned=b.returned, **common)
     b, out_index, found = _from_sequential(model)
     graph = build_graph(b.nodes, out_index, output_source="output" if out_index is not None else "",
                         method="sequential" if found else "modules", **common)

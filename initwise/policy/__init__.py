@@ -10,8 +10,10 @@ Built-in policies (``policies()`` lists them; :func:`register_policy` adds yours
 * ``"auto"`` -- per layer, the scheme that fits the activation the graph finds after it (rules in
   :mod:`initwise.policy._rules`: Kaiming-style ``N(0, g^2/fan_in)`` with the activation's
   variance gain -- drawn orthogonal (same per-output variance) for hidden ``nn.Linear``
-  layers --, LeCun for SELU and for the output layer, embeddings by lookup, packed MHA/RNN
-  weights per block, LSTM forget bias 1, norms (1, 0), biases 0);
+  layers, and in mirrored "looks-linear" pairs where plain ``Linear -> ReLU/GELU/SiLU... ->
+  Linear`` chains make the network exactly linear at init (:mod:`initwise.policy._mirror`) --,
+  LeCun for SELU and for the output layer, embeddings by lookup, packed MHA/RNN weights per
+  block, LSTM forget bias 1, norms (1, 0), biases 0);
 * ``"critical"`` -- dense layers at the edge of chaos of their activation (:func:`critical`);
 * ``"torch"`` -- every module's own ``reset_parameters``;
 * ``"xavier"``, ``"kaiming"``, ``"lecun"``, ``"orthogonal"`` -- that scheme on every weight
@@ -153,10 +155,13 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
     Example:
         >>> import torch
         >>> from torch import nn
-        >>> net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 4))
+        >>> net = nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 4))
         >>> report = apply(net, seed=0)
         >>> [(r.name, r.scheme, round(r.gain, 4)) for r in report.params if r.gain]
-        [('0.weight', 'orthogonal', 1.4142), ('2.weight', 'lecun_normal', 1.0)]
+        [('0.weight', 'orthogonal', 1.5925), ('2.weight', 'lecun_normal', 1.0)]
+        >>> relu = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 4))
+        >>> [r.scheme for r in apply(relu, seed=0).params if r.gain]  # mirrored pairs
+        ['looks_linear', 'looks_linear']
     """
     if on_unknown not in ON_UNKNOWN:
         raise ValueError(f"on_unknown: got {on_unknown!r}; valid values are {list(ON_UNKNOWN)}.")
@@ -167,6 +172,7 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
     rules = Overrides(overrides, model)
     gen, used_seed = _generator(generator, seed)
     ctx = PolicyContext(model, gen, example_inputs, pol.name)
+    ctx.policy_draws = _drawn_by_policy(model, rules, include_frozen)
     if graph is not None:
         _check_graph(graph, model)
         ctx._graph = graph
@@ -183,6 +189,20 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
             snapshot.restore()
         raise
     return report
+
+
+def _drawn_by_policy(model: nn.Module, rules: Overrides, include_frozen: bool) -> Any:
+    """``module -> bool``: the policy (not an override) draws its weight, which is not frozen
+    (or ``include_frozen``); rules that pair layers (looks-linear) need both drawn."""
+    names = {id(m): n for n, m in model.named_modules()}
+
+    def drawn(module: nn.Module) -> bool:
+        name = names.get(id(module))
+        weight = module._parameters.get("weight")
+        return (name is not None and weight is not None and rules.match(name, module) is None
+                and (include_frozen or weight.requires_grad))
+
+    return drawn
 
 
 def _check_graph(graph: Any, model: nn.Module) -> None:

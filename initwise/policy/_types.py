@@ -88,6 +88,9 @@ class PolicyContext:
         self._owners: dict[int, Any] | None = None
         self._gains: dict[tuple[str, str], float] = {}
         self.warnings: list[str] = []
+        #: ``policy_draws(module)``: whether the policy itself will draw the module's weight
+        #: (no override matches it, it is not frozen); set by :func:`initwise.policy.apply`
+        self.policy_draws: Callable[[nn.Module], bool] | None = None
 
     def warn(self, message: str) -> None:
         """Add ``message`` to the report's warnings (once)."""

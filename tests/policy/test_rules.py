@@ -26,10 +26,10 @@ def _mlp(act: nn.Module, width: int = 512) -> nn.Sequential:
     (nn.SELU(), 1.0),
 ])
 def test_dense_std_is_gain_over_sqrt_fan_in(h, act, g):
-    model = _mlp(act)
+    model = _mlp(act, width=511)  # odd width: no looks-linear pairs (tests/policy/test_mirror.py)
     report = apply(model, seed=0, example_inputs=torch.randn(2, 256))
     expected = gain(act) if g is None else g
-    for name, fan_in in (("0", 256), ("2", 512)):
+    for name, fan_in in (("0", 256), ("2", 511)):
         rec = report.param(f"{name}.weight")
         assert rec.gain == pytest.approx(expected, rel=1e-9) and rec.fan_in == fan_in
         layer = getattr(model, name)
@@ -38,7 +38,7 @@ def test_dense_std_is_gain_over_sqrt_fan_in(h, act, g):
         assert not layer.bias.any()
     out = report.param("4.weight")  # the output layer: gain 1 (documented choice)
     assert out.gain == 1.0 and out.scheme == "lecun_normal" and "output layer" in out.note
-    h.assert_std(model[4].weight, 1 / math.sqrt(512))
+    h.assert_std(model[4].weight, 1 / math.sqrt(511))
     # hidden Linear layers get an orthogonal draw with the same per-output variance
     assert report.param("0.weight").scheme == report.param("2.weight").scheme == "orthogonal"
 
@@ -67,7 +67,7 @@ def test_orthogonal_work_bound_is_inclusive(monkeypatch):
 
     def scheme(limit):
         monkeypatch.setattr(rules, "ORTHOGONAL_MAX_WORK", limit)
-        model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(),
+        model = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 8), nn.Tanh(),
                               nn.Linear(8, 2))
         return apply(model, seed=0, example_inputs=torch.randn(2, 5)).param("2.weight").scheme
 
@@ -118,7 +118,7 @@ def test_orthogonal_through_weight_norm_and_other_shapes_fall_back_to_gaussian()
 def test_orthogonal_draw_has_a_cost_bound():
     from initwise.policy._rules import ORTHOGONAL_MAX_FAN_IN
 
-    model = nn.Sequential(nn.Linear(ORTHOGONAL_MAX_FAN_IN + 1, 4), nn.ReLU(), nn.Linear(4, 2))
+    model = nn.Sequential(nn.Linear(ORTHOGONAL_MAX_FAN_IN + 1, 4), nn.Tanh(), nn.Linear(4, 2))
     report = apply(model, seed=0, example_inputs=torch.randn(2, ORTHOGONAL_MAX_FAN_IN + 1))
     assert report.param("0.weight").scheme == "kaiming_normal"
 
@@ -276,7 +276,7 @@ def test_critical_without_a_stable_point_falls_back_with_a_warning(monkeypatch):
         raise ValueError("no stable critical point")
 
     monkeypatch.setattr(crit, "edge_of_chaos", none)
-    model = _mlp(nn.SiLU(), width=16)
+    model = _mlp(nn.SiLU(), width=15)  # odd: no looks-linear pairs
     report = apply(model, critical(), seed=0)
     assert report.param("0.weight").scheme == "orthogonal"  # the auto rule's hidden Linear
     assert report.param("0.weight").gain == pytest.approx(gain("silu"), rel=1e-9)
@@ -339,7 +339,11 @@ def test_norm_free_residual_branches_are_scaled(h):
     model = ResMLP()
     x = torch.randn(512, 256)
     report = apply(model, seed=0, example_inputs=x)
-    assert report.param("b.0.weight").gain == pytest.approx(0.5)  # 1 / sqrt(4 branches)
+    # b reads a's mirrored ReLU pairs (looks-linear): its block A is drawn on fan-in 128 with
+    # gain 0.5 / sqrt(2) (1 / sqrt(4 branches) over the ReLU's gain), the std of Kaiming's 0.5
+    rec = report.param("b.0.weight")
+    assert rec.scheme == "looks_linear" and rec.fan_in == 128
+    assert rec.gain == pytest.approx(0.5 / math.sqrt(2), rel=1e-12)
     h.assert_std(model.b[3].weight, 0.5 / 16)
     h.assert_std(model.a[0].weight, math.sqrt(2) / 16)  # first layer of a branch: unscaled
     with torch.no_grad():  # each block multiplies the variance by 1 + 1/N: (5/4)^4, not 2^4
