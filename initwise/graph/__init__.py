@@ -43,7 +43,7 @@ from initwise.graph._kinds import (
     norm_name,
 )
 from initwise.graph._model import LayerNode, ModelGraph, Node, build_graph
-from initwise.graph._runtime import Recorder
+from initwise.graph._runtime import Recorder, flatten_tensors
 from initwise.graph._state import ModelSnapshot, preserved
 from initwise.graph._structure import trace_structure
 
@@ -190,21 +190,8 @@ def trace(model: nn.Module, inputs: Any) -> ModelGraph:
         method="trace",
         all_layers=layer_modules(model),
         aliases=aliases_of(model),
-        returned=[recorder.producer.get(id(t)) for t in _tensors(output)],
+        returned=[recorder.producer.get(id(t)) for t in flatten_tensors(output)],
     )
     recorder.keep.clear()
     return graph
 
-
-def _tensors(output: Any, depth: int = 0) -> list[torch.Tensor]:
-    """Every tensor in a model output: a tensor, or tuples/lists/dicts (Hugging Face
-    ``ModelOutput`` is a dict) of them, nested up to 8 levels."""
-    if isinstance(output, torch.Tensor):
-        return [output]
-    if depth >= 8:
-        return []
-    if isinstance(output, dict):
-        output = list(output.values())
-    if isinstance(output, (tuple, list)):
-        return [t for v in output for t in _tensors(v, depth + 1)]
-    return []
