@@ -467,10 +467,11 @@ def main() -> None:
         return
     if sys.argv[1:2] == ["diverge"]:
         torch.set_num_threads(1)
-        args = sys.argv[2:]
-        n = int(args.pop(args.index("--seeds") + 1)) if "--seeds" in args else 6
-        args = [a for a in args if a != "--seeds"]
-        diverge(args or ["auto"], list(range(n)))
+        q = argparse.ArgumentParser()
+        q.add_argument("policies", nargs="*", default=["auto"])
+        q.add_argument("--seeds", type=int, default=6, help="seeds 0 .. N-1")
+        b = q.parse_args(sys.argv[2:])
+        diverge(b.policies, list(range(b.seeds)))
         return
     if sys.argv[1:2] == ["speed"]:
         torch.set_num_threads(1)

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-__all__ = ["LayerNode", "ModelGraph", "Node", "build_graph"]
+__all__ = ["LayerNode", "ModelGraph", "Node", "build_graph", "consumers_of"]
 
 _OUTPUT_PASS_STOPS = frozenset({"softmax", "log_softmax", "softmin"})
 
@@ -157,6 +157,15 @@ class ModelGraph:
         return self.table()
 
 
+def consumers_of(nodes: list[Node]) -> list[list[int]]:
+    """For each node (by index), the nodes that consumed its output, in execution order."""
+    consumers: list[list[int]] = [[] for _ in nodes]
+    for n in nodes:
+        for i in dict.fromkeys(n.inputs):
+            consumers[i].append(n.index)
+    return consumers
+
+
 def _is_norm(node: Node) -> bool:
     return node.role == "norm" or (node.role == "layer" and node.kind == "norm")
 
@@ -293,10 +302,7 @@ def build_graph(nodes: list[Node], output_index: int | None, *, output_source: s
     Returns:
         The :class:`ModelGraph`.
     """
-    consumers: list[list[int]] = [[] for _ in nodes]
-    for n in nodes:
-        for i in dict.fromkeys(n.inputs):
-            consumers[i].append(n.index)
+    consumers = consumers_of(nodes)
     anc = _ancestry(nodes)
     layer_mask = sum(1 << n.index for n in nodes if n.role == "layer")
     branches = _residual_branches(nodes, anc, layer_mask)

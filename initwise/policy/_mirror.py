@@ -126,15 +126,15 @@ def mirror_roles(ctx: Any) -> dict[int, MirrorRole]:
     ctx._mirror_roles = roles
     if ctx.policy_name != "auto":  # both halves must be drawn by this rule
         return roles
+    from initwise.graph._model import consumers_of
+    from initwise.policy._rules import _has_norm  # (the orthogonal rule's condition too)
+
+    if _has_norm(ctx):
+        return roles
     graph = ctx.graph
     nodes = graph.nodes
-    if any(n.role == "norm" or n.kind == "norm" for n in nodes):
-        return roles
     returned = set(getattr(graph, "returned", ()))
-    consumers: list[list[int]] = [[] for _ in nodes]
-    for n in nodes:
-        for i in dict.fromkeys(n.inputs):
-            consumers[i].append(n.index)
+    consumers = consumers_of(nodes)
     calls = {id(layer.module): layer.calls for layer in graph.layers}
     owners = _owners(ctx.model)
     drawn = getattr(ctx, "policy_draws", None) or (lambda m: True)
