@@ -161,7 +161,9 @@ def depth_scales(activation: Any, sigma_w: float, sigma_b: float = 0.0, *,
     fp = fixed_point(act, sigma_w, sigma_b, q0=q0)
     q, sb, note = _evaluation_point(act, fp, sigma_b)
     xi_q = _xi(fp.v_prime) if math.isfinite(fp.q_star) else math.nan
-    xi_grad = _xi(chi_1(act, sigma_w, sigma_b, q_star=fp.q_star))
+    chi1 = chi_1(act, sigma_w, sigma_b, q_star=fp.q_star)
+    # at criticality chi_1 = 1 up to quadrature rounding (1 - 2e-16 gives xi_grad = 4.5e15)
+    xi_grad = _xi(1.0 if abs(chi1 - 1.0) <= 1e-9 else chi1)
     if math.isnan(q):
         return DepthScales(xi_q, math.nan, math.nan, math.nan, fp.q_star, fp.v_prime, note,
                            xi_grad)
