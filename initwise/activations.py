@@ -291,3 +291,45 @@ def resolve_activation(act: Any, **params: Any) -> ActivationSpec:
         raise ValueError(f"resolve_activation: parameters {extra} do not apply to the custom "
                          f"callable {act!r}; only name= and kinks= do.")
     return _from_callable(act, params.get("name"), tuple(params.get("kinks", ())))
+
+
+# ---- temporary facts shim (replaced by the activation registry at merge) --------------------
+SATURATION_SLOPE = 0.1
+_SAT = {"tanh": 1.8184464592320668, "sigmoid": 3.6368929184641337, "hardtanh": 1.0,
+        "softsign": 2.1622776601683795, "hardsigmoid": 3.0}
+
+
+@dataclass(frozen=True)
+class ActivationFacts:
+    """Interim facts record (see the registry at merge)."""
+
+    name: str
+    spec: ActivationSpec = field(repr=False)
+    relu_family: bool
+    saturating: bool
+    nonnegative: bool
+    sat_threshold: float | None
+    gain: float
+    torch_fn: Callable[..., Any] | None = field(default=None, repr=False)
+
+
+def activation_facts(act: Any) -> ActivationFacts | None:
+    """Interim: facts for a name / module / function / callable (None when unresolvable)."""
+    from initwise.schemes.gains import gain
+
+    if act is None:
+        return None
+    try:
+        spec = resolve_activation(act)
+    except (TypeError, ValueError):
+        return None
+    thr = _SAT.get(spec.name) if spec.saturating else None
+    if spec.saturating and thr is None:
+        z = np.linspace(0.0, 20.0, 4001)
+        d = np.gradient(np.asarray(spec.np_fn(z), dtype=np.float64), z)
+        small = np.nonzero(np.abs(d) < SATURATION_SLOPE * float(np.max(np.abs(d))))[0]
+        small = small[z[small] > 0]
+        thr = float(z[small[0]]) if small.size else None
+    return ActivationFacts(spec.name, spec, bool(spec.relu_family), bool(spec.saturating),
+                           bool(spec.nonnegative), thr, float(gain(spec)),
+                           spec.torch_fn or (act if callable(act) else None))

@@ -47,7 +47,7 @@ def check_nonfinite(ctx: CheckContext) -> Iterable[Finding]:
 def _first_weight(ctx: CheckContext) -> torch.Tensor | None:
     if ctx.first_layer is None:
         return None
-    module = ctx.plans[ctx.first_layer].module
+    module = ctx.facts[ctx.first_layer].module
     w = getattr(module, "weight", None)
     n = ctx.data.n_features
     if isinstance(w, torch.Tensor) and w.dim() == 2 and n is not None and w.shape[1] == n:
@@ -159,7 +159,7 @@ def check_sparse_fan_in(ctx: CheckContext) -> Iterable[Finding]:
         return
     if not first.pre_std > SPARSE_PRE_STD:
         return
-    n = p.n_features or getattr(ctx.plans[first.name].module, "num_embeddings", None)
+    n = p.n_features or getattr(ctx.facts[first.name].module, "num_embeddings", None)
     yield Finding(
         "data.sparse_fan_in", "warning", first.name,
         f"first layer on sparse input ({p.nnz_per_row:.3g} non-zeros per row of {n} features) "

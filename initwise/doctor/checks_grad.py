@@ -312,7 +312,7 @@ def check_theory_depth(ctx: CheckContext) -> Iterable[Finding]:
 def _sigmas(ctx: CheckContext, chain: list) -> tuple[float, float]:
     sws, sbs = [], []
     for s in chain:
-        m = ctx.plans[s.name].module
+        m = ctx.facts[s.name].module
         w = getattr(m, "weight", None)
         if isinstance(w, torch.Tensor) and w.dim() >= 2:
             fan_in = w[0].numel()

@@ -128,7 +128,7 @@ def check_dead(ctx: CheckContext) -> Iterable[Finding]:
     """
     bad = []
     for s in ctx.layers:
-        plan = ctx.plans[s.name]
+        plan = ctx.facts[s.name]
         if plan.act is None or not plan.act.relu_family or not s.units or s.dead_units is None:
             continue
         frac = s.dead_units / s.units

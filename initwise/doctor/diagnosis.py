@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from initwise.doctor.findings import SEVERITIES, Finding
+from initwise.measure import LayerStats
 
 __all__ = ["SCHEMA_VERSION", "Diagnosis", "LayerStats", "UnhealthyModelError"]
 
@@ -20,51 +21,6 @@ SCHEMA_VERSION = "initwise.diagnosis/1"
 
 class UnhealthyModelError(AssertionError):
     """Raised by :meth:`Diagnosis.raise_for_errors`; an ``AssertionError`` so pytest shows it."""
-
-
-@dataclass
-class LayerStats:
-    """One probed module's measurements (``None`` where not measured).
-
-    Attributes:
-        name: qualified module name. kind: layer kind. order: execution order (first call).
-        activation: the nonlinearity applied to the output (or ``None``).
-        units: channels / features probed. calls: forward calls seen.
-        pre_std: sqrt(mean over units of the across-sample variance) of the output.
-        rms: root mean square of the output.
-        post_std: std of phi(output) (when phi is known).
-        signal_fraction: sum of per-unit variances over sum of second moments (1 = inputs
-            fully distinguished, 0 = every sample gives the same output).
-        active_fraction: fraction of output elements > 0.
-        saturated_fraction: fraction of elements in the activation's flat region.
-        dead_units: units never > 0 on any sample (ReLU family only).
-        grad_norm, weight_norm: Frobenius norms of the layer's weight gradient and weight.
-        update_ratio: ||delta W|| / ||W|| after one optimizer step (preset "full").
-        followed_by_norm, residual, is_output: structure, from the graph.
-        nonfinite: NaN/Inf elements in the output. dtype: output dtype.
-    """
-
-    name: str
-    kind: str
-    order: int
-    activation: str | None = None
-    units: int | None = None
-    calls: int = 0
-    pre_std: float | None = None
-    rms: float | None = None
-    post_std: float | None = None
-    signal_fraction: float | None = None
-    active_fraction: float | None = None
-    saturated_fraction: float | None = None
-    dead_units: int | None = None
-    grad_norm: float | None = None
-    weight_norm: float | None = None
-    update_ratio: float | None = None
-    followed_by_norm: str | None = None
-    residual: bool = False
-    is_output: bool = False
-    nonfinite: int = 0
-    dtype: str = ""
 
 
 def _json_safe(x: Any) -> Any:

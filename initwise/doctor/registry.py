@@ -12,11 +12,9 @@ from typing import Any
 
 from torch import nn
 
-from initwise.doctor.dataprofile import DataProfile
 from initwise.doctor.diagnosis import LayerStats
+from initwise.measure import DataProfile, LayerFacts, UnitStats
 from initwise.doctor.findings import Finding
-from initwise.doctor.plan import LayerPlan
-from initwise.doctor.probes import UnitAcc
 
 __all__ = [
     "CHECK_CODES", "PRESETS", "CheckContext", "register_builtin", "register_check",
@@ -68,8 +66,8 @@ class CheckContext:
     model: nn.Module
     preset: str
     data: DataProfile
-    plans: dict[str, LayerPlan] = field(default_factory=dict)
-    accs: dict[str, UnitAcc] = field(default_factory=dict)
+    plans: dict[str, LayerFacts] = field(default_factory=dict)
+    accs: dict[str, UnitStats] = field(default_factory=dict)
     layers: list[LayerStats] = field(default_factory=list)
     first_layer: str | None = None
     output: dict[str, Any] = field(default_factory=dict)

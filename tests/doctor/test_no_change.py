@@ -101,7 +101,7 @@ def test_failing_user_check_restores_state():
 
     def bad(ctx):
         with torch.no_grad():
-            ctx.model.a.weight.add_(1.0)  # a misbehaving check
+            ctx.params["a.weight"].add_(1.0)  # a misbehaving check
         raise KeyError("bad check")
 
     register_check("test.bad", bad)

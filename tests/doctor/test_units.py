@@ -17,45 +17,8 @@ from initwise.doctor import (
     doctor,
     register_check,
 )
-from initwise.doctor.dataprofile import profile_inputs
-from initwise.doctor.plan import act_info
-from initwise.doctor.probes import UnitAcc
+from initwise.measure import profile_inputs
 from initwise.doctor.registry import _REGISTRY
-
-
-def test_unit_acc_matches_direct_computation():
-    g = torch.Generator().manual_seed(0)
-    chunks = [torch.randn(40, 6, generator=g) * torch.arange(1, 7) - 1.0 for _ in range(3)]
-    acc = UnitAcc()
-    tanh = act_info("tanh", torch.tanh)
-    for c in chunks:  # three calls, as a module shared / called repeatedly
-        acc.update(c, -1, tanh)
-    z = torch.cat(chunks).double()
-    var = z.var(0, unbiased=False)
-    assert math.isclose(acc.pre_std(), math.sqrt(var.mean()), rel_tol=1e-12)
-    assert math.isclose(acc.signal_fraction(), float(var.sum() / (z ** 2).mean(0).sum()),
-                        rel_tol=1e-12)
-    thr = math.atanh(math.sqrt(0.9))
-    assert math.isclose(acc.saturated_fraction(), float((z.abs() > thr).double().mean()))
-    assert math.isclose(acc.post_std(), float(torch.tanh(z).std(unbiased=False)), rel_tol=1e-9)
-    assert acc.calls == 3 and acc.rows == 120
-
-
-def test_dead_means_never_active_on_any_sample():
-    z = torch.full((50, 4), -1.0)
-    z[:, 0] = torch.randn(50)  # half-zero after ReLU: healthy
-    z[7, 1] = 0.5  # active on exactly one sample: alive
-    acc = UnitAcc()
-    acc.update(z, -1, act_info("relu", torch.relu))
-    assert acc.dead_units() == 2
-
-
-def test_conv_units_are_channels():
-    y = torch.randn(5, 3, 4, 4)
-    y[:, 1] = -torch.rand(5, 4, 4)
-    acc = UnitAcc()
-    acc.update(y, 1, None)
-    assert acc.units == 3 and acc.dead_units() == 1
 
 
 def test_sparse_profile_equals_dense_profile():

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from initwise.doctor.probes import tensor_leaves
+from initwise.graph import flatten_tensors
 
 __all__ = ["DataProfile", "profile_inputs"]
 
@@ -81,7 +81,7 @@ def _features_tensor(inputs: Any) -> tuple[Any, str]:
             and not inputs[0].is_floating_point() and inputs[0].dim() == 1 \
             and isinstance(inputs[1], torch.Tensor) and inputs[1].dim() == 1:
         return inputs, "bag"
-    leaves = list(tensor_leaves(inputs))
+    leaves = flatten_tensors(inputs)
     for t in leaves:
         if t.layout in (torch.sparse_coo, torch.sparse_csr) and t.dim() == 2:
             return t, "sparse"
@@ -187,10 +187,3 @@ def profile_inputs(inputs: Any) -> DataProfile:
                            source="integer inputs")
     return DataProfile()
 
-
-def rms_ratio(profile: DataProfile) -> float:
-    """max / median RMS over features that are not identically zero (``nan`` if none)."""
-    if profile.rms is None:
-        return math.nan
-    seen = profile.rms[profile.rms > 0]
-    return float(seen.max() / seen.median()) if seen.numel() else math.nan
