@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from initwise.datainit._guard import atomic, calibration_mode, preserve_rng
-from initwise.datainit._stats import all_reduce_sum, dist_active
+from initwise.measure import all_reduce_sum, dist_active
 from initwise.initreport import InitReport, LossCalibration
 from initwise.modelio import check_hookable
 

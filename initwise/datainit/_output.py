@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from initwise.datainit._layers import CALIBRATED_KINDS, bias_of, unit_axis, unit_dim, weight_of
-from initwise.datainit._stats import all_reduce_sum, dist_active
+from initwise.measure import all_reduce_sum, dist_active
 
 __all__ = ["LOSS_BUDGET", "TargetStats", "calibrate_output"]
 

@@ -19,10 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from initwise.activations import ActivationFacts
 from initwise.datainit._layers import (
     CALIBRATED_KINDS,
-    ActInfo,
-    act_info,
     bias_of,
     fan_in,
     n_lookup_rows,
@@ -31,6 +30,8 @@ from initwise.datainit._layers import (
 )
 from initwise.datainit._measure import Measurement, measure
 from initwise.initreport import LayerCalibration
+from initwise.measure import LayerFacts, facts_from_graph
+from initwise.nn.standardize import add_input_standardization, has_input_standardization
 
 __all__ = ["WalkConfig", "WalkState", "calibrate_layers"]
 
@@ -89,13 +90,13 @@ def _randn(shape: Any, gen: torch.Generator, like: torch.Tensor) -> torch.Tensor
     return torch.randn(shape, generator=gen, dtype=torch.float32).to(like.device, like.dtype)
 
 
-def _base_target(cfg: WalkConfig, st: WalkState, act: ActInfo) -> float:
+def _base_target(cfg: WalkConfig, st: WalkState, act: ActivationFacts | None) -> float:
     if isinstance(cfg.target, float):
         return cfg.target
     if cfg.target == "unit":
         return 1.0
     if cfg.target == "critical":
-        return (cfg.critical_rms(act.name) if cfg.critical_rms else None) or 1.0
+        return (cfg.critical_rms(act.name if act else None) if cfg.critical_rms else None) or 1.0
     return st.rho if st.rho is not None else 1.0
 
 
@@ -114,8 +115,6 @@ def _standardize(module: nn.Module, w: torch.Tensor, bias: torch.Tensor | None,
     standardized inputs. Otherwise the per-column scale is folded into the weights
     (``W[:, j] /= s_j``, ``b -= W' m``; RMS instead of std without a bias).
     """
-    from initwise.nn.standardize import add_input_standardization, has_input_standardization
-
     cols = m.columns
     n_units = m.out.s1.numel()
     axis = unit_axis(module, w, n_units)
@@ -153,7 +152,7 @@ def _standardize(module: nn.Module, w: torch.Tensor, bias: torch.Tensor | None,
 
 
 def _sparse_rule(module: nn.Module, w: torch.Tensor, n_units: int, m: Measurement,
-                 act: ActInfo, cur: float) -> str:
+                 act: ActivationFacts | None, cur: float) -> str:
     """Closed form for sparse/lookup data layers (rule 2 of the package docstring).
 
     Weight std ``gain / sqrt(n_rows)`` -- the fan-in rule counting every row of the table --
@@ -164,7 +163,7 @@ def _sparse_rule(module: nn.Module, w: torch.Tensor, n_units: int, m: Measuremen
     if n_rows <= 0 or m.sparse is None:
         return ""
     eff = m.sparse.eff_fan_in
-    target_std = act.gain / math.sqrt(max(n_rows, eff))
+    target_std = (act.gain if act else 1.0) / math.sqrt(max(n_rows, eff))
     if cur > 0:
         with torch.no_grad():
             w.mul_(target_std / cur)
@@ -187,7 +186,8 @@ class _Plan:
     pairs: bool = False  # looks-linear pairs (rows i and i + n/2 are negatives)
 
 
-def _plan(m: Measurement, target: float | None, act: ActInfo, bias: torch.Tensor | None,
+def _plan(m: Measurement, target: float | None, act: ActivationFacts | None,
+          bias: torch.Tensor | None,
           b0: torch.Tensor | None, hopeless: torch.Tensor, tol: float,
           pairs: bool = False) -> _Plan:
     o = m.out
@@ -195,12 +195,12 @@ def _plan(m: Measurement, target: float | None, act: ActInfo, bias: torch.Tensor
     n = mean.numel()
     seen = torch.full((n,), o.count > 0, dtype=torch.bool, device=mean.device)
     flat = var <= _TINY * (1.0 + mean * mean)
-    dead = (o.zmax <= 0) & seen & ~hopeless if act.relu_family else torch.zeros_like(seen)
+    dead = (o.zmax <= 0) & seen & ~hopeless if _dies(act) else torch.zeros_like(seen)
     if pairs:  # looks-linear pairs (z, -z): a pair with a dead unit is re-centred as a whole
         half = dead[: n // 2] | dead[n // 2:]
         dead = torch.cat([half, half])
     sat = torch.zeros_like(seen)
-    if act.saturating and act.sat_threshold is not None:
+    if _threshold(act) is not None:
         sat = (o.sat / max(o.count, 1.0) > 0.5) & ~hopeless
     dbias = torch.zeros_like(mean)
     flip = torch.zeros_like(seen)
@@ -211,9 +211,9 @@ def _plan(m: Measurement, target: float | None, act: ActInfo, bias: torch.Tensor
             dbias = torch.cat([dbias[: n // 2], -dbias[: n // 2]])
     else:
         flip = dead & ~flat & (o.zmin < 0)
-        if act.sat_threshold is not None:
+        if _threshold(act) is not None:
             unit_rms = (o.s2 / max(o.count, 1.0)).sqrt()
-            shrink = torch.where(sat, (act.sat_threshold / 2) / unit_rms.clamp_min(1e-30), shrink)
+            shrink = torch.where(sat, (_threshold(act) / 2) / unit_rms.clamp_min(1e-30), shrink)
     redraw = dead & flat
     if pairs:  # draw the top unit of a pair, its mirror is its negative (see _apply)
         redraw = torch.cat([redraw[: n // 2] | redraw[n // 2:], torch.zeros_like(redraw[n // 2:])])
@@ -259,9 +259,18 @@ def _unknown(node: Any, cfg: WalkConfig, st: WalkState) -> None:
         st.warn(msg)
 
 
+def _dies(act: ActivationFacts | None) -> bool:
+    return act is not None and act.relu_family
+
+
+def _threshold(act: ActivationFacts | None) -> float | None:
+    return act.sat_threshold if act is not None and act.saturating else None
+
+
 def calibrate_layers(model: nn.Module, batches: list, graph: Any, cfg: WalkConfig) -> WalkState:
     """Calibrate every layer of ``graph`` in execution order; return the walk's state."""
     st = WalkState()
+    facts = facts_from_graph(graph)
     n_res = sum(1 for n in graph.layers if n.residual and n.kind in CALIBRATED_KINDS)
     for node in graph.layers:
         w = weight_of(node.module)
@@ -275,17 +284,17 @@ def calibrate_layers(model: nn.Module, batches: list, graph: Any, cfg: WalkConfi
                 note="weight tied to an earlier layer: calibrated at its first use"))
             continue
         st.seen.add(id(w))
-        st.layers.append(_calibrate_node(model, batches, node, w, cfg, st, n_res))
+        st.layers.append(_calibrate_node(model, batches, facts[node.name], w, cfg, st, n_res))
     return st
 
 
-def _calibrate_node(model: nn.Module, batches: list, node: Any, w: torch.Tensor,
+def _calibrate_node(model: nn.Module, batches: list, node: LayerFacts, w: torch.Tensor,
                     cfg: WalkConfig, st: WalkState, n_res: int) -> LayerCalibration:
     module = node.module
     # behind a norm, the norm re-centres and re-scales: dead/saturated units are its business
-    act = ActInfo(None) if node.followed_by_norm else act_info(node)
-    m = measure(model, batches, node, sat_threshold=act.sat_threshold,
-                columns="<input>" in node.parents and node.kind in ("linear", "conv"))
+    act = None if node.followed_by_norm else node.activation
+    m = measure(model, batches, node, act,
+                columns=node.reads_input and node.kind in ("linear", "conv"))
     n_units = m.out.s1.numel() if m.out.s1 is not None else 0
     bias = bias_of(module, n_units)
     b0 = bias.detach().double().clone() if bias is not None else None  # structural bias
@@ -307,7 +316,7 @@ def _calibrate_node(model: nn.Module, batches: list, node: Any, w: torch.Tensor,
         notes.append(f"scale left to the following {node.followed_by_norm}")
         keep_scale = True
     if notes and any(notes):
-        m = measure(model, batches, node, sat_threshold=act.sat_threshold)
+        m = measure(model, batches, node, act)
     if m.out.empty:
         st.warn(f"init: layer {node.name!r} produced no output on the calibration batches; "
                 f"left as initialized.")
@@ -324,9 +333,9 @@ def _calibrate_node(model: nn.Module, batches: list, node: Any, w: torch.Tensor,
         st.rho = max(st.data_rms) if cfg.target == "auto" else st.rho
     lc.scale_after, lc.target_std, lc.pre_std = _rms(w), target, p.pre_rms
     lc.iterations, lc.converged = it, converged
-    if act.relu_family:
+    if _dies(act):
         lc.active_fraction = float((m.out.zmax > 0).double().mean())
-    if act.saturating and act.sat_threshold is not None:
+    if _threshold(act) is not None:
         lc.saturated_fraction = float((m.out.sat / max(m.out.count, 1) > 0.5).double().mean())
     lc.note = "; ".join(x for x in notes if x)
     if not converged:
@@ -345,12 +354,13 @@ def _mirrored(w: torch.Tensor, bias: torch.Tensor | None, n_units: int) -> bool:
     return bool(w[:h].any() and torch.equal(w[h:], -w[:h]) and torch.equal(bias[h:], -bias[:h]))
 
 
-def _iterate(model: nn.Module, batches: list, node: Any, w: torch.Tensor,
-             bias: torch.Tensor | None, b0: torch.Tensor | None, act: ActInfo, m: Measurement,
+def _iterate(model: nn.Module, batches: list, node: LayerFacts, w: torch.Tensor,
+             bias: torch.Tensor | None, b0: torch.Tensor | None, act: ActivationFacts | None,
+             m: Measurement,
              target: float | None, cfg: WalkConfig, notes: list[str]) -> tuple:
     n_units = m.out.s1.numel()
     axis = unit_axis(node.module, w, n_units)
-    pairs = act.relu_family and axis == 0 and _mirrored(w, bias, n_units)
+    pairs = _dies(act) and axis == 0 and _mirrored(w, bias, n_units)
     if pairs:
         notes.append("looks-linear pairs: a pair with a unit dead on the data is re-centred "
                      "together")
@@ -369,7 +379,7 @@ def _iterate(model: nn.Module, batches: list, node: Any, w: torch.Tensor,
                 w.copy_(_randn(w.shape, cfg.generator, w) * std)
             redrawn, pairs = True, False  # a fresh i.i.d. draw: no pairs any more
             notes.append(f"re-drawn N(0, 1/fan_in): output was constant ({float(o.mean()[0]):.3g})")
-            m = measure(model, batches, node, sat_threshold=act.sat_threshold)
+            m = measure(model, batches, node, act)
             continue
         p = _plan(m, target, act, bias, b0, hopeless, cfg.tol, pairs)
         if p.ok or it >= cfg.max_iters:
@@ -387,4 +397,4 @@ def _iterate(model: nn.Module, batches: list, node: Any, w: torch.Tensor,
             redrawn_units[h:] |= redrawn_units[:h]
         _apply(p, w, axis, bias, b0, cfg.generator)
         it += 1
-        m = measure(model, batches, node, sat_threshold=act.sat_threshold)
+        m = measure(model, batches, node, act)

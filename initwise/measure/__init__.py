@@ -27,7 +27,14 @@ Example:
 """
 
 from initwise.measure.data import DataProfile, profile_inputs
-from initwise.measure.facts import LayerFacts, facts_from_graph, layer_facts, structural_facts
+from initwise.measure.facts import (
+    LayerFacts,
+    facts_from_graph,
+    layer_facts,
+    own_bias,
+    own_weight,
+    structural_facts,
+)
 from initwise.measure.passes import UpdateTracker, from_training_step, measure, update_stats
 from initwise.measure.probe import LOOKUP_KINDS, Probe, StopForward, probe, run_forward
 from initwise.measure.record import NEEDS, LayerStats, Measurements
@@ -44,6 +51,6 @@ __all__ = [
     "LOOKUP_KINDS", "NEEDS", "ColumnStats", "DataProfile", "LayerFacts", "LayerStats",
     "Measurements", "Probe", "SparseInputStats", "StopForward", "UnitStats", "UpdateTracker",
     "all_reduce_sum", "dist_active", "facts_from_graph", "from_training_step", "layer_facts",
-    "measure", "probe", "profile_inputs", "run_forward", "sparse_values", "structural_facts",
+    "measure", "own_bias", "own_weight", "probe", "profile_inputs", "run_forward", "sparse_values", "structural_facts",
     "update_stats",
 ]

@@ -14,7 +14,6 @@ residual sum, so no record measures it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,7 +24,9 @@ from initwise.activations import ActivationFacts, activation_facts
 from initwise import graph as graph_mod
 from initwise.graph import ModelGraph, activation_of_module, layer_kind, norm_name
 
-__all__ = ["LayerFacts", "facts_from_graph", "layer_facts", "structural_facts"]
+__all__ = [
+    "LayerFacts", "facts_from_graph", "layer_facts", "own_bias", "own_weight", "structural_facts",
+]
 
 #: Norms that normalize over channels in dimension 1 (their units are channels).
 _CHANNEL_FIRST_NORMS = ("batchnorm", "instancenorm", "groupnorm")
@@ -68,16 +69,8 @@ class LayerFacts:
 
     @property
     def weight(self) -> torch.Tensor | None:
-        """The module's own ``weight`` parameter if it has >= 2 dimensions, else ``None``."""
-        w = self.module._parameters.get("weight")
-        return w if isinstance(w, torch.Tensor) and w.dim() >= 2 else None
-
-    def bias(self, n_units: int) -> torch.Tensor | None:
-        """The module's own ``bias`` parameter if it holds one value per unit."""
-        b = self.module._parameters.get("bias")
-        if isinstance(b, torch.Tensor) and b.dim() == 1 and b.numel() == n_units:
-            return b
-        return None
+        """The module's own ``weight`` parameter if it has >= 2 dimensions (:func:`own_weight`)."""
+        return own_weight(self.module)
 
     def output_unit_dim(self, y: torch.Tensor) -> int:
         """The unit dimension of one concrete output ``y`` (0 for a 1-D output)."""
@@ -85,6 +78,20 @@ class LayerFacts:
             return 0
         return self.unit_dim if self.unit_dim == -1 or y.dim() > 2 or self.kind != "norm" \
             else -1
+
+
+def own_weight(module: nn.Module) -> torch.Tensor | None:
+    """The module's own ``weight`` parameter if it has >= 2 dimensions, else ``None``."""
+    w = module._parameters.get("weight")
+    return w if isinstance(w, torch.Tensor) and w.dim() >= 2 else None
+
+
+def own_bias(module: nn.Module, n_units: int) -> torch.Tensor | None:
+    """The module's own ``bias`` parameter if it holds one value per unit, else ``None``."""
+    b = module._parameters.get("bias")
+    if isinstance(b, torch.Tensor) and b.dim() == 1 and b.numel() == n_units:
+        return b
+    return None
 
 
 def _unit_dim(kind: str, module: nn.Module) -> int:
@@ -183,7 +190,3 @@ def layer_facts(model: nn.Module, inputs: Any = None, *,
     except Exception as exc:  # noqa: BLE001 - tracing is best effort; the fallback is recorded
         return structural_facts(model), f"structural (graph trace failed: {exc!r})"
 
-
-def by_module(facts: Mapping[str, LayerFacts]) -> dict[int, LayerFacts]:
-    """``id(module) -> LayerFacts``."""
-    return {id(f.module): f for f in facts.values()}
