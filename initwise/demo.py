@@ -18,13 +18,13 @@ import math
 import os
 import sys
 import time
-from contextlib import contextmanager
 from typing import Any, TextIO
 
 import torch
 from torch import nn
 
 from initwise._loading import LoadError, load_data
+from initwise.measure import probe, structural_facts
 
 __all__ = ["build_mlp", "dead_fraction", "evaluate", "run_demo"]
 
@@ -52,38 +52,19 @@ def build_mlp(n_features: int, n_classes: int, *, depth: int = 8, width: int = 1
         return nn.Sequential(*layers)
 
 
-@contextmanager
-def _relu_hooks(model: nn.Module, seen: dict[str, torch.Tensor]) -> Any:
-    handles = []
-
-    def hook(name: str) -> Any:
-        def record(_m: nn.Module, _i: Any, out: torch.Tensor) -> None:
-            alive = (out.detach() > 0).reshape(-1, out.shape[-1]).any(0)
-            seen[name] = seen[name] | alive if name in seen else alive
-        return record
-
-    try:
-        for name, m in model.named_modules():
-            if isinstance(m, nn.ReLU):
-                handles.append(m.register_forward_hook(hook(name)))
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
 def evaluate(model: nn.Module, batches: list[Any]) -> dict[str, float]:
     """Mean cross-entropy, accuracy and the fraction of dead ReLU units over ``batches``.
 
     A unit is dead when it is zero on every example of the batches. The model's train/eval mode
     is restored afterwards.
     """
-    seen: dict[str, torch.Tensor] = {}
+    relu = {name: f for name, f in structural_facts(model).items()
+            if f.act is not None and f.act.name == "relu"}
     was = model.training
     model.eval()
     loss_sum, correct, n = 0.0, 0, 0
     try:
-        with torch.no_grad(), _relu_hooks(model, seen):
+        with torch.no_grad(), probe(model, relu, post=False) as p:
             for x, y in batches:
                 logits = model(x)
                 loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
@@ -91,8 +72,8 @@ def evaluate(model: nn.Module, batches: list[Any]) -> dict[str, float]:
                 n += len(y)
     finally:
         model.train(was)
-    units = sum(int(v.numel()) for v in seen.values())
-    dead = sum(int((~v).sum()) for v in seen.values())
+    units = sum(s.units for s in p.stats.values())
+    dead = sum(s.dead_units() for s in p.stats.values())
     return {"loss": loss_sum / n, "accuracy": correct / n, "dead_fraction": dead / max(units, 1)}
 
 

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from initwise.datainit._guard import atomic, calibration_mode, preserve_rng
-from initwise.measure import all_reduce_sum, dist_active
 from initwise.initreport import InitReport, LossCalibration
+from initwise.measure import all_reduce_sum, dist_active
 from initwise.modelio import check_hookable
 
 __all__ = ["CRITICAL_SIGMA_B", "TARGETS", "critical_rms", "init"]

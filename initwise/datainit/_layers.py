@@ -10,9 +10,6 @@ axis whose length equals the number of units.
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import torch
 from torch import nn
 

@@ -13,8 +13,8 @@ from typing import Any
 from torch import nn
 
 from initwise.doctor.diagnosis import LayerStats
-from initwise.measure import DataProfile, LayerFacts, UnitStats
 from initwise.doctor.findings import Finding
+from initwise.measure import DataProfile, LayerFacts, UnitStats
 
 __all__ = [
     "CHECK_CODES", "PRESETS", "CheckContext", "register_builtin", "register_check",

@@ -51,6 +51,6 @@ __all__ = [
     "LOOKUP_KINDS", "NEEDS", "ColumnStats", "DataProfile", "LayerFacts", "LayerStats",
     "Measurements", "Probe", "SparseInputStats", "StopForward", "UnitStats", "UpdateTracker",
     "all_reduce_sum", "dist_active", "facts_from_graph", "from_training_step", "layer_facts",
-    "measure", "own_bias", "own_weight", "probe", "profile_inputs", "run_forward", "sparse_values", "structural_facts",
-    "update_stats",
+    "measure", "own_bias", "own_weight", "probe", "profile_inputs", "run_forward", "sparse_values",
+    "structural_facts", "update_stats",
 ]

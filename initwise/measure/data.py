@@ -7,7 +7,6 @@ COO/CSR tensors through their stored values and column indices; EmbeddingBag tri
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from initwise.activations import ActivationFacts, activation_facts
 from initwise import graph as graph_mod
+from initwise.activations import ActivationFacts, activation_facts
 from initwise.graph import ModelGraph, activation_of_module, layer_kind, norm_name
 
 __all__ = [

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from initwise.measure.probe import lookup_values as _lookup_values
 from initwise.measure import ColumnStats, SparseInputStats, UnitStats, sparse_values
+from initwise.measure.probe import lookup_values as _lookup_values
 
 
 def test_unit_stats_merge_batches_like_one_pass():

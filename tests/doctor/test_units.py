@@ -1,7 +1,6 @@
 """Probes against direct computation, data profiles, registry, Diagnosis API."""
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -17,8 +16,8 @@ from initwise.doctor import (
     doctor,
     register_check,
 )
-from initwise.measure import profile_inputs
 from initwise.doctor.registry import _REGISTRY
+from initwise.measure import profile_inputs
 
 
 def test_sparse_profile_equals_dense_profile():
