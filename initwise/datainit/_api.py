@@ -4,27 +4,46 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from initwise.datainit._guard import atomic, calibration_mode, preserve_rng
+from initwise.datainit._output import TargetStats, calibrate_output
+from initwise.datainit._walk import WalkConfig, calibrate_layers
+from initwise.graph import trace
 from initwise.initreport import InitReport, LossCalibration
 from initwise.measure import all_reduce_sum, dist_active
-from initwise.modelio import check_hookable
+from initwise.modelio import (
+    call_model,
+    check_hookable,
+    compute_loss,
+    extract_logits,
+    infer_loss,
+    iter_batches,
+    model_device,
+    split_batch,
+    to_torch,
+)
+from initwise.options import check_on_unknown, resolve_generator
+from initwise.policy import apply
+from initwise.select import ModuleRules
+from initwise.theory.criticality import critical_point
 
 __all__ = ["CRITICAL_SIGMA_B", "TARGETS", "critical_rms", "init"]
 
 TARGETS = ("auto", "unit", "critical")
-ON_UNKNOWN = ("warn", "error", "skip")
 # bias std of the critical (edge-of-chaos) point used by target="critical": a small bias keeps
 # q* > 0 for odd activations (tanh has q* = 0 at sigma_b = 0); Schoenholz et al. 2017, Fig. 1.
 CRITICAL_SIGMA_B = 0.05
 
 
 def _validate(model: Any, loss: Any, target: Any, batches: Any, on_unknown: Any,
-              max_iters: Any, tol: Any, generator: Any) -> None:
+              max_iters: Any, tol: Any, include_frozen: Any) -> None:
     check_hookable(model, "init")
     if loss is not None and loss not in ("ce", "bce", "mse"):
         raise ValueError(f"init: loss={loss!r}; valid values are None (infer), 'ce', 'bce', "
@@ -35,44 +54,59 @@ def _validate(model: Any, loss: Any, target: Any, batches: Any, on_unknown: Any,
                          f"pre-activation RMS (float).")
     if not isinstance(batches, int) or isinstance(batches, bool) or batches < 1:
         raise ValueError(f"init: batches={batches!r}; expected a positive integer (e.g. 4).")
-    if on_unknown not in ON_UNKNOWN:
-        raise ValueError(f"init: on_unknown={on_unknown!r}; valid values are {ON_UNKNOWN}.")
+    check_on_unknown(on_unknown, "init")
+    if not isinstance(include_frozen, bool):
+        raise TypeError(f"init: include_frozen must be a bool, got {include_frozen!r}.")
     if not isinstance(max_iters, int) or isinstance(max_iters, bool) or max_iters < 1:
         raise ValueError(f"init: max_iters={max_iters!r}; expected a positive integer.")
     if not isinstance(tol, (int, float)) or not 0 < tol < 1:
         raise ValueError(f"init: tol={tol!r}; expected a float in (0, 1), e.g. 0.05.")
-    if generator is not None and not isinstance(generator, (torch.Generator, int)):
-        raise TypeError(f"init: generator must be a torch.Generator, an int seed or None; got "
-                        f"{type(generator).__name__}.")
 
 
-def _generator(generator: torch.Generator | int | None) -> tuple[torch.Generator, int | None]:
-    """A CPU generator; ``None`` derives a seed from the caller's global RNG without advancing it.
+def _generator(generator: torch.Generator | int | None,
+               seed: int | None) -> tuple[torch.Generator, int | None]:
+    """A CPU generator (:func:`initwise.options.resolve_generator`).
 
-    In a distributed run the seed of rank 0 is broadcast so that every rank draws the same bits.
+    In a distributed run the seed of rank 0 is broadcast so that every rank draws the same bits
+    (a user's own ``torch.Generator``: the same seed on every rank is their contract).
     """
-    if isinstance(generator, torch.Generator):
-        return generator, None  # the user's generator: same seed on every rank is their contract
-    if generator is None:
-        peek = torch.Generator()
-        peek.set_state(torch.get_rng_state())
-        seed = int(torch.randint(2**62, (1,), generator=peek))
-    else:
-        seed = int(generator)
-    if dist_active():
-        import torch.distributed as dist
+    g, seed = resolve_generator(generator, seed, where="init")
+    if seed is None or not dist_active():
+        return g, seed
+    t = torch.tensor([seed - 2**64 if seed >= 2**63 else seed], dtype=torch.int64)
+    dist.broadcast(t, src=0)
+    seed = int(t) % 2**64
+    return torch.Generator().manual_seed(seed), seed
 
-        t = torch.tensor([seed], dtype=torch.int64)
-        dist.broadcast(t, src=0)
-        seed = int(t)
-    g = torch.Generator()
-    g.manual_seed(seed)
-    return g, seed
+
+def _not_calibrated(model: nn.Module, overrides: Any, calibrate: Any,
+                    include_frozen: bool) -> dict[str, str]:
+    """``{module name: reason}`` of the layers the calibration must leave as they are."""
+
+    def check(key: Any, value: Any) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"init: calibrate[{key!r}] must be True or False, got {value!r}.")
+
+    rules = ModuleRules(calibrate, model, option="init: calibrate", check_value=check)
+    skips = ModuleRules(overrides, model, option="init: overrides") if overrides else None
+    out = {}
+    for name, module in model.named_modules():
+        hit = rules.match(name, module)
+        if hit is not None and hit[1] is False:
+            out[name] = f"calibrate[{hit[0]!r}] is False"
+            continue
+        o = skips.match(name, module) if skips is not None else None
+        if o is not None and o[1] == "skip":
+            out[name] = f"overrides[{o[0]!r}] is 'skip'"
+            continue
+        w = module._parameters.get("weight")
+        if hit is None and not include_frozen and isinstance(w, torch.Tensor) \
+                and not w.requires_grad:
+            out[name] = "frozen (requires_grad=False; pass include_frozen=True to calibrate it)"
+    return out
 
 
 def _prepare(data: Any, n: int, device: torch.device) -> list[tuple[Any, Any]]:
-    from initwise.modelio import iter_batches, split_batch, to_torch
-
     out = []
     for batch in iter_batches(data, n):
         inputs, targets = split_batch(batch)
@@ -82,8 +116,6 @@ def _prepare(data: Any, n: int, device: torch.device) -> list[tuple[Any, Any]]:
 
 def _loss_pass(model: nn.Module, batches: list, loss: str | None) -> tuple:
     """(mean loss or None, LossSpec or None, output source, n_outputs) on the batches."""
-    from initwise.modelio import call_model, compute_loss, extract_logits, infer_loss
-
     spec, source, n_out, tot, cnt = None, "output", 0, 0.0, 0.0
     with torch.no_grad():
         for inputs, targets in batches:
@@ -110,8 +142,6 @@ def critical_rms(activation: str | None) -> float | None:
     """
     if activation is None:
         return None
-    from initwise.theory.criticality import critical_point
-
     point = critical_point(activation, CRITICAL_SIGMA_B)
     q = float(point.q_star)
     if not point.stable or not math.isfinite(q) or q <= 0:
@@ -123,8 +153,6 @@ def _broadcast(model: nn.Module) -> None:
     """Safety net: every rank takes rank 0's final parameters and buffers (bitwise)."""
     if not dist_active():
         return
-    import torch.distributed as dist
-
     nccl = dist.get_backend() == "nccl"
     with torch.no_grad():
         for t in [*model.parameters(), *model.buffers()]:
@@ -143,6 +171,10 @@ def init(
     target: str | float = "auto",
     batches: int = 4,
     generator: torch.Generator | int | None = None,
+    seed: int | None = None,
+    overrides: Mapping[Any, Any] | None = None,
+    calibrate: Mapping[Any, bool] | None = None,
+    include_frozen: bool = False,
     on_unknown: str = "warn",
     max_iters: int = 10,
     tol: float = 0.05,
@@ -166,6 +198,15 @@ def init(
         batches: number of calibration batches taken from ``data`` (default 4).
         generator: ``torch.Generator`` or int seed; ``None`` (default) derives a seed from the
             global RNG without advancing it. Same seed, same data -> identical bits.
+        seed: an int seed (exclusive with ``generator``), as :func:`initwise.apply` takes it.
+        overrides: structural overrides, exactly as :func:`initwise.apply` takes them
+            (``{name glob or module type: scheme | policy | callable | "skip"}``); a module
+            overridden with ``"skip"`` is also left out of the calibration.
+        calibrate: ``{name glob or module type: bool}``: ``False`` leaves that module (and its
+            subtree) out of the calibration -- its scale, bias and units stay as the structural
+            init (or the module itself) set them; the first matching key wins. Default None.
+        include_frozen: also initialize and calibrate parameters with ``requires_grad=False``
+            (default False: frozen layers are left exactly as they are).
         on_unknown: ``"warn"`` (default), ``"error"`` or ``"skip"`` for layers initwise cannot
             calibrate (recurrent, attention, custom parametrized modules).
         max_iters: maximum calibration adjustments per layer (default 10).
@@ -189,13 +230,13 @@ def init(
         >>> abs(rep.loss.after - rep.loss.target) < 0.05 * rep.loss.target
         True
     """
-    _validate(model, loss, target, batches, on_unknown, max_iters, tol, generator)
-    from initwise.modelio import model_device
-
+    _validate(model, loss, target, batches, on_unknown, max_iters, tol, include_frozen)
+    keep = _not_calibrated(model, overrides, calibrate, include_frozen)
     cal = _prepare(data, batches, model_device(model))
     with preserve_rng(), atomic(model):
-        gen, seed = _generator(generator)
-        report, emit = _run(model, cal, loss, policy, target, gen, on_unknown, max_iters, tol)
+        gen, seed = _generator(generator, seed)
+        opts = _Options(policy, overrides, include_frozen, keep, on_unknown)
+        report, emit = _run(model, cal, loss, opts, target, gen, max_iters, tol)
         report.seed = seed
         _broadcast(model)
     for msg in emit:
@@ -203,28 +244,33 @@ def init(
     return report
 
 
-def _run(model: nn.Module, cal: list, loss: str | None, policy: str, target: Any,
-         gen: torch.Generator, on_unknown: str, max_iters: int, tol: float
-         ) -> tuple[InitReport, list[str]]:
+@dataclass(frozen=True)
+class _Options:
+    policy: Any
+    overrides: Mapping[Any, Any] | None
+    include_frozen: bool
+    keep: dict[str, str]
+    on_unknown: str
+
+
+def _run(model: nn.Module, cal: list, loss: str | None, opts: _Options, target: Any,
+         gen: torch.Generator, max_iters: int, tol: float) -> tuple[InitReport, list[str]]:
     """The body of :func:`init` (inside its atomic guard); returns the report and the warnings
     to emit at the caller."""
-    from initwise.datainit._output import TargetStats, calibrate_output
-    from initwise.datainit._walk import WalkConfig, calibrate_layers
-    from initwise.graph import trace
-    from initwise.policy import apply
 
     with calibration_mode(model):
         before, spec, source, n_out = _loss_pass(model, cal, loss)
         # one trace serves the policy and the walk: the graph's facts (execution order,
         # activations, norms, residuals) do not depend on the weights
         graph = trace(model, cal[0][0])
-    report = apply(model, policy, generator=gen, on_unknown=on_unknown, graph=graph,
+    report = apply(model, opts.policy, generator=gen, on_unknown=opts.on_unknown, graph=graph,
+                   overrides=opts.overrides, include_frozen=opts.include_frozen,
                    atomic=False)  # init's own guard restores the model on error
-    report.policy = policy
+    report.policy = opts.policy
     report.warnings = [w for w in report.warnings if w not in graph.warnings]
     with calibration_mode(model):
         cfg = WalkConfig(float(target) if isinstance(target, (int, float)) else target,
-                         max_iters, float(tol), on_unknown, gen)
+                         max_iters, float(tol), opts.on_unknown, gen, keep=opts.keep)
         if target == "critical":
             cfg.critical_rms = critical_rms
         st = calibrate_layers(model, cal, graph, cfg)
@@ -238,7 +284,7 @@ def _run(model: nn.Module, cal: list, loss: str | None, policy: str, target: Any
                                    "calibrated like a hidden layer and no label prior was set.")
             return report, emit
         ts = TargetStats.collect(spec, [t for _, t in cal], n_out)
-        note, warns = calibrate_output(model, cal, graph, spec, ts, n_out)
+        note, warns = calibrate_output(model, cal, graph, spec, ts, n_out, keep=opts.keep)
         report.warnings.extend(warns)
         emit.extend(warns)
         after, _, _, _ = _loss_pass(model, cal, spec.kind)

@@ -153,8 +153,12 @@ def _mean_loss(spec: Any, pairs: list, a: float | torch.Tensor, base: torch.Tens
 
 
 def calibrate_output(model: nn.Module, batches: list, graph: Any, spec: Any,
-                     ts: TargetStats, n_out: int) -> tuple[str, list[str]]:
+                     ts: TargetStats, n_out: int, *,
+                     keep: dict[str, str] | None = None) -> tuple[str, list[str]]:
     """Set the head's bias to the label prior and its scale within the loss budget.
+
+    Args:
+        keep: ``{module name: reason}`` of layers to leave alone (the head among them: no-op).
 
     Returns:
         ``(note, warnings)``.
@@ -162,6 +166,9 @@ def calibrate_output(model: nn.Module, batches: list, graph: Any, spec: Any,
     head = _find_head(graph, n_out)
     if head is None:
         return "", ["init: no output layer found in the graph; the label prior was not set."]
+    if keep and head.name in keep:
+        return "", [f"init: output layer {head.name!r} was left as it is ({keep[head.name]}); "
+                    f"the label prior was not set."]
     w = weight_of(head.module)
     udim = unit_dim(head.kind)
     bias = bias_of(head.module, n_out)

@@ -56,6 +56,7 @@ class WalkConfig:
     on_unknown: str
     generator: torch.Generator
     critical_rms: Any = None  # activation name -> sqrt(q*) or None (target="critical")
+    keep: dict[str, str] = field(default_factory=dict)  # module name -> why it is left alone
 
 
 @dataclass
@@ -274,6 +275,12 @@ def calibrate_layers(model: nn.Module, batches: list, graph: Any, cfg: WalkConfi
     n_res = sum(1 for n in graph.layers if n.residual and n.kind in CALIBRATED_KINDS)
     for node in graph.layers:
         w = weight_of(node.module)
+        if node.name in cfg.keep:
+            rms = _rms(w) if w is not None else 0.0
+            st.layers.append(LayerCalibration(
+                node.name, type(node.module).__name__, rms, rms,
+                note=f"not calibrated: {cfg.keep[node.name]}"))
+            continue
         if node.kind not in CALIBRATED_KINDS or w is None:
             _unknown(node, cfg, st)
             continue

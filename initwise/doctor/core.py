@@ -27,10 +27,10 @@ from initwise.doctor.diagnosis import Diagnosis
 from initwise.doctor.registry import PRESETS, register_builtin, registered_checks
 from initwise.measure import LayerFacts, Measurements, layer_facts, measure
 from initwise.modelio import check_hookable, model_device, split_batch, to_torch
+from initwise.options import check_on_unknown
 
 __all__ = ["doctor", "run_checks"]
 
-ON_UNKNOWN = ("warn", "error", "skip")
 #: What each preset measures.
 PRESET_NEEDS = {"quick": ("forward",), "standard": ("forward", "grad"),
                 "full": ("forward", "grad", "update")}
@@ -45,8 +45,7 @@ def _validate(model: Any, checks: Any, on_unknown: Any) -> None:
     check_hookable(model, "doctor")
     if checks not in PRESETS:
         raise ValueError(f"doctor: unknown checks preset {checks!r}; valid presets: {PRESETS}.")
-    if on_unknown not in ON_UNKNOWN:
-        raise ValueError(f"doctor: on_unknown={on_unknown!r}; valid values: {ON_UNKNOWN}.")
+    check_on_unknown(on_unknown, "doctor")
 
 
 def _unknown(facts: Mapping[str, LayerFacts], on_unknown: str) -> str | None:

@@ -42,7 +42,8 @@ from torch import nn
 
 from initwise.graph import ModelGraph, ModelSnapshot, check_materialized
 from initwise.initreport import InitReport
-from initwise.policy._apply import ON_UNKNOWN, _Walker, seeded_global_rng
+from initwise.options import ON_UNKNOWN, check_on_unknown, resolve_generator
+from initwise.policy._apply import _Walker, seeded_global_rng
 from initwise.policy._named import SCHEME_NAMES, critical, named_policy, torch_policy
 from initwise.policy._overrides import Overrides
 from initwise.policy._rules import auto_policy
@@ -84,23 +85,6 @@ for _name, _scheme, _graph in (("xavier", "xavier_uniform", False),
                     description=f"{_scheme} on every weight, biases 0, norms (1, 0)")
 
 
-def _generator(generator: torch.Generator | None, seed: int | None) -> tuple[torch.Generator,
-                                                                             int | None]:
-    if generator is not None and seed is not None:
-        raise ValueError("apply: pass generator= or seed=, not both.")
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(
-                f"generator: expected a torch.Generator, got {type(generator).__name__}.")
-        return generator, None
-    if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed: expected a non-negative int, got {seed!r}.")
-        return torch.Generator().manual_seed(seed), seed
-    g = torch.Generator()
-    return g, int(g.seed())
-
-
 def _check_model(model: Any) -> None:
     check_materialized(
         model, then="call apply",
@@ -109,7 +93,7 @@ def _check_model(model: Any) -> None:
 
 
 def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
-          generator: torch.Generator | None = None, seed: int | None = None,
+          generator: torch.Generator | int | None = None, seed: int | None = None,
           overrides: Mapping[Any, Any] | None = None, example_inputs: Any = None,
           on_unknown: str = "warn", include_frozen: bool = False,
           graph: ModelGraph | None = None, atomic: bool = True) -> InitReport:
@@ -121,9 +105,11 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
             ``"kaiming"``, ``"lecun"``, ``"orthogonal"``, or yours), a :class:`Policy`, or a
             function ``fn(qualified_name, module, ctx) -> ModulePlan | "reset_parameters" |
             "skip" | None``. Default ``"auto"``.
-        generator: the random source. Default ``None`` (see ``seed``).
+        generator: the random source: a ``torch.Generator`` or an int seed. Default ``None``.
         seed: seed for a fresh CPU generator (exclusive with ``generator``). With neither, a
-            random seed is drawn and reported in ``InitReport.seed``.
+            seed is derived from the caller's global RNG without advancing it (so
+            ``torch.manual_seed`` makes the call reproducible) and reported in
+            ``InitReport.seed`` (:func:`initwise.options.resolve_generator`).
         overrides: ``{name glob or module type: value}``; the first matching entry wins and
             covers the matched module's subtree. Values: a scheme name (``"xavier_normal"``,
             ``"kaiming_uniform"``, ``"orthogonal"``, ... see ``SCHEME_NAMES``), a policy name
@@ -163,14 +149,13 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
         >>> [r.scheme for r in apply(relu, seed=0).params if r.gain]  # mirrored pairs
         ['looks_linear', 'looks_linear']
     """
-    if on_unknown not in ON_UNKNOWN:
-        raise ValueError(f"on_unknown: got {on_unknown!r}; valid values are {list(ON_UNKNOWN)}.")
+    check_on_unknown(on_unknown, "apply")
     if not isinstance(include_frozen, bool):
         raise TypeError(f"include_frozen: expected a bool, got {include_frozen!r}.")
     pol = get_policy(policy)
     _check_model(model)
     rules = Overrides(overrides, model)
-    gen, used_seed = _generator(generator, seed)
+    gen, used_seed = resolve_generator(generator, seed, where="apply")
     ctx = PolicyContext(model, gen, example_inputs, pol.name)
     ctx.policy_draws = _drawn_by_policy(model, rules, include_frozen)
     if graph is not None:

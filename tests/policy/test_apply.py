@@ -275,11 +275,13 @@ def test_low_precision_model_gets_the_float32_draws(h):
 
 
 @pytest.mark.parametrize("kwargs, exc, match", [
-    ({"on_unknown": "ignore"}, ValueError, "on_unknown.*'error', 'warn', 'skip'"),
+    ({"on_unknown": "ignore"}, ValueError, "on_unknown.*'warn', 'error', 'skip'"),
     ({"policy": "nope"}, ValueError, "unknown policy 'nope'.*register_policy"),
     ({"seed": 1, "generator": torch.Generator()}, ValueError, "not both"),
     ({"seed": -1}, ValueError, "seed"),
-    ({"generator": 3}, TypeError, "torch.Generator"),
+    ({"generator": "3"}, TypeError, "torch.Generator"),
+    ({"generator": True}, TypeError, "bool"),  # an int seed is accepted; a bool is not
+    ({"seed": 2**70}, ValueError, "2\\*\\*64"),
     ({"overrides": {"haed": "xavier_normal"}}, ValueError, "'haed' matches no module"),
     ({"overrides": {"0": "xavier_normel"}}, ValueError, "unknown scheme or policy"),
     ({"overrides": {nn.Conv2d: "orthogonal"}}, ValueError, "no Conv2d"),
