@@ -9,10 +9,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from initwise.datainit._guard import atomic, calibration_mode, preserve_rng
+from initwise.datainit._guard import calibration_mode
 from initwise.datainit._stats import all_reduce_sum, dist_active
 from initwise.initreport import InitReport, LossCalibration
 from initwise.modelio import check_hookable
+from initwise.state import guarded, preserve_rng
 
 __all__ = ["CRITICAL_SIGMA_B", "TARGETS", "critical_rms", "init"]
 
@@ -193,7 +194,7 @@ def init(
     from initwise.modelio import model_device
 
     cal = _prepare(data, batches, model_device(model))
-    with preserve_rng(), atomic(model):
+    with preserve_rng(), guarded(model, restore="on_error", rng=False):
         gen, seed = _generator(generator)
         report, emit = _run(model, cal, loss, policy, target, gen, on_unknown, max_iters, tol)
         report.seed = seed

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from initwise.doctor._state import preserved
 from initwise.doctor.checks_data import DATA_CHECKS
 from initwise.doctor.checks_grad import GRAD_CHECKS
 from initwise.doctor.checks_signal import SIGNAL_CHECKS
@@ -26,6 +25,7 @@ from initwise.doctor.plan import build_plan
 from initwise.doctor.probes import probed
 from initwise.doctor.registry import PRESETS, CheckContext, register_builtin, registered_checks
 from initwise.modelio import check_hookable
+from initwise.state import COPY_LIMIT, guarded, seeded_rng
 
 __all__ = ["doctor"]
 
@@ -245,7 +245,9 @@ def doctor(
     ctx = CheckContext(model=model, preset=checks, data=profile_inputs(inputs),
                        optimizer=optimizer, targets=targets)
     ctx.params = dict(model.named_parameters())
-    with preserved(model):
+    # the model is put back exactly (large parameters by version counter, as in a trace); the
+    # forwards draw dropout from a fork of the global RNG seeded with 0 (caller's RNG untouched)
+    with guarded(model, restore="always", copy_limit=COPY_LIMIT, rng=False), seeded_rng(0):
         ctx.plans, source = build_plan(model, inputs)
         if source != "graph":
             ctx.skipped.append(f"plan: {source} (functional activations not seen)")

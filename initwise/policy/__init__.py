@@ -35,14 +35,15 @@ seeded from the generator, so they are reproducible and the caller's RNG state i
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import torch
 from torch import nn
 
-from initwise.graph import ModelGraph, ModelSnapshot, check_materialized
+from initwise.graph import ModelGraph, check_materialized
 from initwise.initreport import InitReport
-from initwise.policy._apply import ON_UNKNOWN, _Walker, seeded_global_rng
+from initwise.policy._apply import ON_UNKNOWN, _Walker
 from initwise.policy._named import SCHEME_NAMES, critical, named_policy, torch_policy
 from initwise.policy._overrides import Overrides
 from initwise.policy._rules import auto_policy
@@ -55,6 +56,7 @@ from initwise.policy._types import (
     policies,
     register_policy,
 )
+from initwise.state import guarded
 
 __all__ = [
     "ON_UNKNOWN",
@@ -68,7 +70,6 @@ __all__ = [
     "get_policy",
     "policies",
     "register_policy",
-    "seeded_global_rng",
 ]
 
 register_policy("auto", auto_policy, needs_graph=True,
@@ -177,17 +178,12 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
         _check_graph(graph, model)
         ctx._graph = graph
     report = InitReport(policy=pol.name, seed=used_seed)
-    snapshot = ModelSnapshot(model) if atomic else None
-    try:
+    with guarded(model, restore="on_error") if atomic else nullcontext():
         if pol.needs_graph or rules.needs_graph:
             _graph_warnings(ctx, report)
         with torch.no_grad():
             _Walker(model, pol, rules, ctx, report, on_unknown, include_frozen).run()
         report.warnings.extend(ctx.warnings)
-    except BaseException:
-        if snapshot is not None:
-            snapshot.restore()
-        raise
     return report
 
 
