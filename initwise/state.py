@@ -154,65 +154,80 @@ def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def _same_table(a: dict, b: dict) -> bool:
-    return len(a) == len(b) and all(
+    """Same keys, in the same order, holding the same objects."""
+    if len(a) != len(b):
+        return False
+    return not a or all(
         ka == kb and va is vb for (ka, va), (kb, vb) in zip(a.items(), b.items()))
 
 
 class _ModuleState:
-    """One module's tables, class, mode and hooks (references and small dict copies only)."""
+    """One module's tables, class, mode and hooks (references and small dict copies only).
+
+    Attributes are read from the module's ``__dict__`` (``getattr`` on a module is slow when it
+    misses), and only non-empty hook dictionaries are copied.
+    """
+
+    __slots__ = ("cls", "full_backward", "hooks", "module", "name", "non_persistent",
+                 "shadowed", "tables", "training")
 
     def __init__(self, module: nn.Module, name: str) -> None:
+        d = module.__dict__
         self.module, self.name, self.cls = module, name or "<root>", type(module)
-        self.training = module.training
-        self.tables = {t: dict(getattr(module, t)) for t in _TABLES}
-        self.attrs = set(vars(module))
-        self.hooks = {a: (d, dict(d)) for a in HOOK_DICTS
-                      if isinstance(d := getattr(module, a, None), dict)}
-        self.non_persistent = set(getattr(module, "_non_persistent_buffers_set", ()))
-        self.full_backward = getattr(module, "_is_full_backward_hook", None)
+        self.training = d.get("training")
+        self.tables = [(t, d[t], dict(d[t])) for t in _TABLES if t in d]
+        self.shadowed = {k for _, _, saved in self.tables for k in saved if k in d}
+        self.hooks = [(a, h, dict(h) if h else None) for a in HOOK_DICTS
+                      if isinstance(h := d.get(a), dict)]
+        npb = d.get("_non_persistent_buffers_set")
+        self.non_persistent = None if npb is None else set(npb)
+        self.full_backward = d.get("_is_full_backward_hook")
 
     def restore(self) -> None:
-        m = self.module
+        m, d = self.module, self.module.__dict__
         if type(m) is not self.cls:
             m.__class__ = self.cls
-        for table, saved in self.tables.items():
-            current = getattr(m, table)
-            if not _same_table(current, saved):
-                current.clear()
-                current.update(saved)
+        for table, obj, saved in self.tables:
+            if d.get(table) is not obj:
+                d[table] = obj
+            if not _same_table(obj, saved):
+                obj.clear()
+                obj.update(saved)
             for key in saved:  # an attribute set meanwhile would shadow the table entry
-                if key in vars(m) and key not in self.attrs:
-                    delattr(m, key)
-        m.training = self.training
-        for attr, (d, saved) in self.hooks.items():
-            if getattr(m, attr) is not d:
-                setattr(m, attr, d)
-            if not _same_table(d, saved):
-                d.clear()
-                d.update(saved)
-        if hasattr(m, "_non_persistent_buffers_set"):
-            m._non_persistent_buffers_set = set(self.non_persistent)
-        if hasattr(m, "_is_full_backward_hook"):
-            m._is_full_backward_hook = self.full_backward
+                if key in d and key not in self.shadowed:
+                    del d[key]
+        if d.get("training") is not self.training:
+            d["training"] = self.training
+        for attr, obj, saved in self.hooks:
+            if d.get(attr) is not obj:
+                d[attr] = obj
+            if not _same_table(obj, saved or {}):
+                obj.clear()
+                obj.update(saved or {})
+        if d.get("_non_persistent_buffers_set") != self.non_persistent:
+            d["_non_persistent_buffers_set"] = (None if self.non_persistent is None
+                                                else set(self.non_persistent))
+        if d.get("_is_full_backward_hook") is not self.full_backward:
+            d["_is_full_backward_hook"] = self.full_backward
 
     def changed(self) -> list[str]:
-        m, where = self.module, f"module {self.name!r}"
+        m, d, where = self.module, self.module.__dict__, f"module {self.name!r}"
         out = [] if type(m) is self.cls else [f"{where}: class {self.cls.__name__} -> "
                                               f"{type(m).__name__}"]
-        for table, saved in self.tables.items():
-            current, kind = getattr(m, table), _KIND[table]
+        for table, _, saved in self.tables:
+            current, kind = d.get(table, {}), _KIND[table]
             out += [f"{where}: {kind} {k!r} added" for k in current if k not in saved]
             out += [f"{where}: {kind} {k!r} removed" for k in saved if k not in current]
             out += [f"{where}: {kind} {k!r} replaced" for k, v in saved.items()
                     if k in current and current[k] is not v]
             out += [f"{where}: attribute {k!r} shadows its {kind}" for k in saved
-                    if k in vars(m) and k not in self.attrs]
-        if m.training != self.training:
-            out.append(f"{where}: training {self.training} -> {m.training}")
-        for attr, (d, saved) in self.hooks.items():
-            now = getattr(m, attr)
-            if now is not d or not _same_table(now, saved):
-                out.append(f"{where}: {attr} {len(saved)} -> {len(now)} hook(s)")
+                    if k in d and k not in self.shadowed]
+        if d.get("training") is not self.training:
+            out.append(f"{where}: training {self.training} -> {d.get('training')}")
+        for attr, obj, saved in self.hooks:
+            now = d.get(attr)
+            if now is not obj or not _same_table(now, saved or {}):
+                out.append(f"{where}: {attr} {len(saved or {})} -> {len(now or {})} hook(s)")
         return out
 
 
@@ -356,9 +371,9 @@ class ModelState:
         params: dict[int, torch.Tensor] = {}
         for ms in modules:
             prefix = "" if ms.name == "<root>" else f"{ms.name}."
-            for table in ("_parameters", "_buffers"):
-                for key, t in ms.tables[table].items():
-                    if t is None or id(t) in tensors:
+            for table, _, saved in ms.tables:
+                for key, t in saved.items():
+                    if table == "_modules" or t is None or id(t) in tensors:
                         continue
                     is_param = table == "_parameters"
                     big = is_param and copy_limit is not None and t.numel() > copy_limit
