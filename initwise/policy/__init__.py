@@ -28,8 +28,9 @@ Randomness: every draw comes from one ``torch.Generator`` (``generator=`` or ``s
 neither, a fresh seed is drawn from the OS and reported in ``InitReport.seed``). Tensors are
 filled on the generator's device in float32/float64 and copied, so the same seed gives the same
 bits on any device or dtype-equal model. Module ``reset_parameters`` (``"torch"`` and unknown
-modules) draw from the global RNG; they run inside ``torch.random.fork_rng`` with the global RNG
-seeded from the generator, so they are reproducible and the caller's RNG state is untouched.
+modules) draw from the global RNG; they run inside :func:`initwise.state.seeded_rng` (a fork of
+the global RNG seeded from the generator), so they are reproducible and the caller's RNG state is
+untouched. Atomic: :func:`initwise.state.guarded` restores the model if anything raises.
 """
 
 from __future__ import annotations
