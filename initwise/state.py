@@ -146,7 +146,14 @@ def _layout(t: torch.Tensor) -> tuple:
 def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Bit-equal (so a tensor left unchanged is not written: its version counter stays and an
     autograd graph that saved it stays valid). -0.0 vs 0.0 differ; any NaN counts as changed."""
-    if a.device.type == "meta" or a.device != b.device or not torch.equal(a, b):
+    if a.device.type == "meta" or a.device != b.device or a.layout != b.layout:
+        return False
+    if a.layout == torch.sparse_coo:
+        a, b = a.coalesce(), b.coalesce()
+        return _same_bits(a.indices(), b.indices()) and _same_bits(a.values(), b.values())
+    if a.layout != torch.strided:  # CSR and others: written back, never compared
+        return False
+    if not torch.equal(a, b):
         return False
     if a.is_floating_point():
         return torch.equal(torch.signbit(a), torch.signbit(b))
@@ -240,6 +247,8 @@ class _TensorState:
     def __init__(self, t: torch.Tensor, name: str, mode: str, host: bool) -> None:
         self.tensor, self.name, self.requires_grad = t, name, t.requires_grad
         self.alias, self.layout, self.version = t.detach(), _layout(t), t._version
+        if t.device.type == "meta":
+            mode = "none"  # no values to keep
         self.value = _copy(t, host) if mode == "copy" else None
         self.tracked, self.host = mode == "version", host
 
@@ -373,8 +382,9 @@ class ModelState:
             prefix = "" if ms.name == "<root>" else f"{ms.name}."
             for table, _, saved in ms.tables:
                 for key, t in saved.items():
-                    if table == "_modules" or t is None or id(t) in tensors:
-                        continue
+                    if table == "_modules" or t is None or id(t) in tensors or isinstance(
+                            t, nn.parameter.UninitializedTensorMixin):
+                        continue  # a lazy parameter has no data: its object is kept
                     is_param = table == "_parameters"
                     big = is_param and copy_limit is not None and t.numel() > copy_limit
                     tmode = "version" if mode == "copy" and big else mode

@@ -332,3 +332,18 @@ def test_overrides_and_apply_import_no_cycle():
     import initwise.policy._overrides as overrides
 
     assert "initwise.policy._apply" not in inspect.getsource(overrides)
+
+
+def test_meta_sparse_and_lazy_tensors_are_handled():
+    meta = ModelState.capture(nn.Linear(2, 2, device="meta"))
+    assert meta.changed() == []  # no values to compare
+    m = nn.Module()
+    m.w = nn.Parameter(torch.eye(3).to_sparse())
+    state = ModelState.capture(m)
+    with torch.no_grad():
+        m.w.mul_(2.0)
+    assert state.changed() == ["tensor 'w': values differ"]
+    state.restore()
+    assert torch.equal(m.w.to_dense(), torch.eye(3))
+    lazy = nn.LazyLinear(3)
+    assert ModelState.capture(lazy).changed() == []  # the uninitialized parameter: object only
