@@ -25,8 +25,10 @@ fork the global RNG.
 Cost: ``values="copy"`` copies every tensor (``copy_limit`` bounds which parameters are copied).
 The cheap mode ``capture(model, cheap=True)`` (= ``values="version", rng=False``) allocates no
 tensor storage: it copies the small tables and reads version counters -- what a training monitor
-can afford every N steps. Writes through ``.data`` (``p.data.add_(1)``) bypass the version
-counter and are seen only by a copy. No global state is kept.
+can afford every N steps (about 6 us per module on one CPU core: 12 ms for a 2001-module MLP).
+Writes through ``.data`` (``p.data.add_(1)``) bypass the version counter and are seen only by a
+copy. Meta tensors have no values to keep; an uninitialized (lazy) parameter is kept as an object
+only (its materialization cannot be undone). No global state is kept.
 
 Example:
     >>> import torch
