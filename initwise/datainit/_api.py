@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from initwise.datainit._guard import atomic, calibration_mode, preserve_rng
+from initwise.datainit._guard import calibration_mode
 from initwise.datainit._output import TargetStats, calibrate_output
 from initwise.datainit._walk import WalkConfig, calibrate_layers
 from initwise.graph import trace
@@ -32,6 +32,7 @@ from initwise.modelio import (
 from initwise.options import check_on_unknown, resolve_generator
 from initwise.policy import apply
 from initwise.select import ModuleRules
+from initwise.state import guarded, preserve_rng
 from initwise.theory.criticality import critical_point
 
 __all__ = ["CRITICAL_SIGMA_B", "TARGETS", "critical_rms", "init"]
@@ -233,7 +234,7 @@ def init(
     _validate(model, loss, target, batches, on_unknown, max_iters, tol, include_frozen)
     keep = _not_calibrated(model, overrides, calibrate, include_frozen)
     cal = _prepare(data, batches, model_device(model))
-    with preserve_rng(), atomic(model):
+    with preserve_rng(), guarded(model, restore="on_error", rng=False):
         gen, seed = _generator(generator, seed)
         opts = _Options(policy, overrides, include_frozen, keep, on_unknown)
         report, emit = _run(model, cal, loss, opts, target, gen, max_iters, tol)

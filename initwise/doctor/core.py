@@ -19,7 +19,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from initwise.doctor._state import preserved
 from initwise.doctor.checks_data import DATA_CHECKS
 from initwise.doctor.checks_grad import GRAD_CHECKS
 from initwise.doctor.checks_signal import SIGNAL_CHECKS
@@ -27,7 +26,8 @@ from initwise.doctor.diagnosis import Diagnosis
 from initwise.doctor.registry import PRESETS, register_builtin, registered_checks
 from initwise.measure import LayerFacts, Measurements, layer_facts, measure
 from initwise.modelio import check_hookable, model_device, split_batch, to_torch
-from initwise.options import check_on_unknown
+from initwise.options import check_on_unknown, check_seed
+from initwise.state import COPY_LIMIT, guarded, seeded_rng
 
 __all__ = ["doctor", "run_checks"]
 
@@ -77,6 +77,7 @@ def doctor(
     optimizer: torch.optim.Optimizer | None = None,
     checks: str = "standard",
     on_unknown: str = "warn",
+    seed: int | torch.Generator = 0,
 ) -> Diagnosis:
     """Diagnose why ``model`` will (not) learn on ``batch``; the model is never changed.
 
@@ -91,6 +92,9 @@ def doctor(
         checks: ``"quick"`` (forward), ``"standard"`` (+ backward) or ``"full"`` (+ one step on
             a copy, + theory). Defaults to "standard".
         on_unknown: modules of unknown kind: ``"warn"``, ``"error"`` or ``"skip"``.
+        seed: seeds the random draws of the model's own forward (dropout) inside a forked RNG,
+            so the same seed gives the same diagnosis and the caller's global RNG state is
+            never touched. An int or a ``torch.Generator``. Default 0.
 
     Returns:
         The :class:`Diagnosis`.
@@ -116,9 +120,12 @@ def doctor(
         Karpathy 2019, "A Recipe for Training Neural Networks".
     """
     _validate(model, checks, on_unknown)
+    if not isinstance(seed, torch.Generator):
+        check_seed(seed, "doctor")
     raw_inputs, targets = split_batch(batch)
     inputs = to_torch(raw_inputs, model_device(model))
-    with preserved(model):
+    with guarded(model, restore="always", copy_limit=COPY_LIMIT, rng=False), \
+            seeded_rng(seed):
         facts, source = layer_facts(model, inputs)
         notes = [] if source == "graph" else [f"plan: {source} (functional activations not seen)"]
         note = _unknown(facts, on_unknown)

@@ -44,21 +44,19 @@ from initwise.graph._kinds import (
 )
 from initwise.graph._model import LayerNode, ModelGraph, Node, build_graph
 from initwise.graph._runtime import Recorder, flatten_tensors
-from initwise.graph._state import ModelSnapshot, preserved
 from initwise.graph._structure import trace_structure
+from initwise.state import COPY_LIMIT, guarded
 
 __all__ = [
     "LAYER_KINDS",
     "LayerNode",
     "ModelGraph",
-    "ModelSnapshot",
     "Node",
     "activation_of_module",
     "check_materialized",
     "layer_modules",
     "layer_kind",
     "norm_name",
-    "preserved",
     "trace",
     "trace_structure",
 ]
@@ -142,7 +140,7 @@ def _check_traceable(model: Any) -> None:
 
 # parameters larger than this are not copied by a trace, only checked by version counter
 # (a no_grad forward does not write parameters; copying a 2^24 x 64 table costs 0.3 s per trace)
-TRACE_COPY_LIMIT = 2**20
+TRACE_COPY_LIMIT = COPY_LIMIT
 
 
 def trace(model: nn.Module, inputs: Any) -> ModelGraph:
@@ -151,10 +149,11 @@ def trace(model: nn.Module, inputs: Any) -> ModelGraph:
     The forward runs under ``torch.no_grad()`` in the model's current train/eval mode. Afterwards
     the model is exactly as before: parameters and buffers (BatchNorm running statistics,
     ``num_batches_tracked``) bit-for-bit, train/eval modes, no hooks left, and the caller's global
-    RNG state untouched (dropout draws happen inside ``torch.random.fork_rng``) -- also when the
-    forward raises. Parameters with more than ``TRACE_COPY_LIMIT`` elements are not copied but
-    checked by their version counter: a forward that writes one in place raises
-    ``RuntimeError``. Memory: every intermediate tensor stays alive until the trace returns.
+    RNG state untouched (its state is restored after dropout drew from it; all of this is
+    :func:`initwise.state.guarded`) -- also when the forward raises. Parameters with more than
+    ``TRACE_COPY_LIMIT`` elements are not copied but checked by their version counter: a
+    forward that writes one in place raises ``RuntimeError``. Memory: every intermediate
+    tensor stays alive until the trace returns.
 
     Args:
         model: the model.
@@ -174,7 +173,8 @@ def trace(model: nn.Module, inputs: Any) -> ModelGraph:
 
     _check_traceable(model)
     recorder = Recorder(model)
-    with preserved(model, always_restore=True, copy_limit=TRACE_COPY_LIMIT):
+    # a no_grad forward cannot touch .grad: grads are not recorded (keeps the trace cheap)
+    with guarded(model, restore="always", copy_limit=TRACE_COPY_LIMIT, grads=False):
         recorder.attach()
         try:
             with torch.no_grad(), recorder.mode():

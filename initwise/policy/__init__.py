@@ -28,22 +28,24 @@ Randomness: every draw comes from one ``torch.Generator`` (``generator=`` or ``s
 neither, a fresh seed is drawn from the OS and reported in ``InitReport.seed``). Tensors are
 filled on the generator's device in float32/float64 and copied, so the same seed gives the same
 bits on any device or dtype-equal model. Module ``reset_parameters`` (``"torch"`` and unknown
-modules) draw from the global RNG; they run inside ``torch.random.fork_rng`` with the global RNG
-seeded from the generator, so they are reproducible and the caller's RNG state is untouched.
+modules) draw from the global RNG; they run inside :func:`initwise.state.seeded_rng` (a fork of
+the global RNG seeded from the generator), so they are reproducible and the caller's RNG state is
+untouched. Atomic: :func:`initwise.state.guarded` restores the model if anything raises.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import torch
 from torch import nn
 
-from initwise.graph import ModelGraph, ModelSnapshot, check_materialized
+from initwise.graph import ModelGraph, check_materialized
 from initwise.initreport import InitReport
 from initwise.options import ON_UNKNOWN, check_on_unknown, resolve_generator
-from initwise.policy._apply import _Walker, seeded_global_rng
+from initwise.policy._apply import _Walker
 from initwise.policy._named import SCHEME_NAMES, critical, named_policy, torch_policy
 from initwise.policy._overrides import Overrides
 from initwise.policy._rules import auto_policy
@@ -56,6 +58,7 @@ from initwise.policy._types import (
     policies,
     register_policy,
 )
+from initwise.state import guarded
 
 __all__ = [
     "ON_UNKNOWN",
@@ -69,7 +72,6 @@ __all__ = [
     "get_policy",
     "policies",
     "register_policy",
-    "seeded_global_rng",
 ]
 
 register_policy("auto", auto_policy, needs_graph=True,
@@ -162,17 +164,12 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
         _check_graph(graph, model)
         ctx._graph = graph
     report = InitReport(policy=pol.name, seed=used_seed)
-    snapshot = ModelSnapshot(model) if atomic else None
-    try:
+    with guarded(model, restore="on_error") if atomic else nullcontext():
         if pol.needs_graph or rules.needs_graph:
             _graph_warnings(ctx, report)
         with torch.no_grad():
             _Walker(model, pol, rules, ctx, report, on_unknown, include_frozen).run()
         report.warnings.extend(ctx.warnings)
-    except BaseException:
-        if snapshot is not None:
-            snapshot.restore()
-        raise
     return report
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,13 +11,13 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from initwise.graph._state import rng_devices
 from initwise.initreport import InitReport, ParamRecord
 from initwise.policy._overrides import Overrides
 from initwise.policy._rules import legacy_hooks, legacy_names
 from initwise.policy._types import ModulePlan, ParamInit, Policy, PolicyContext
+from initwise.state import rng_devices, seeded_rng
 
-__all__ = ["ON_UNKNOWN", "seeded_global_rng"]
+__all__ = ["ON_UNKNOWN"]
 
 ON_UNKNOWN = ("error", "warn", "skip")
 
@@ -61,28 +59,6 @@ def _own_params(mname: str, module: nn.Module) -> list[_Own]:
                             extras=tuple((f"{prefix}parametrizations.{key}.{n}", t)
                                          for n, t in more)))
     return own
-
-
-@contextmanager
-def seeded_global_rng(generator: torch.Generator, devices: list[int]) -> Iterator[None]:
-    """Run code that draws from the GLOBAL RNG reproducibly, leaving the caller's state intact.
-
-    The global CPU (and the listed CUDA devices') RNG is seeded from one draw of ``generator``
-    inside ``torch.random.fork_rng``, which restores the caller's state on exit.
-
-    Args:
-        generator: the source of the seed (one draw is consumed).
-        devices: CUDA device indices whose global RNG is forked and seeded too.
-
-    Yields:
-        Nothing; the block runs with the seeded global RNG.
-    """
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
-    with torch.random.fork_rng(devices=devices):
-        torch.random.default_generator.manual_seed(seed)
-        for d in devices:
-            torch.cuda.default_generators[d].manual_seed(seed)
-        yield
 
 
 def _work_tensor(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -205,7 +181,7 @@ class _Walker:
         mine = {id(o.tensor) for o in todo}
         protected = [p for p in module.parameters() if id(p) not in mine]
         saved = [p.detach().clone() for p in protected]
-        with seeded_global_rng(self.gen, self.devices):
+        with seeded_rng(self.gen, self.devices):
             if any(o.parametrized or o.legacy is not None for o in todo):
                 _reset_through_copy(module, todo)
             else:

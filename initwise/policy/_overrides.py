@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from initwise.policy._types import ModulePlan, ParamInit, Policy, PolicyContext, get_policy
+from initwise.state import rng_devices, seeded_rng
 
 __all__ = ["Overrides"]
 
@@ -41,9 +42,7 @@ def tensor_scheme_fill(fn: Callable[..., Any], devices: list[int]) -> Callable[.
         return lambda t, g: fn(t, generator=g)
 
     def fill(t: torch.Tensor, g: torch.Generator) -> None:
-        from initwise.policy._apply import seeded_global_rng
-
-        with seeded_global_rng(g, devices):
+        with seeded_rng(g, devices):
             fn(t)
 
     return fill
@@ -154,7 +153,6 @@ class Overrides:
                        ctx: PolicyContext) -> ModulePlan:
         """A tensor scheme for every >= 2-d parameter and every parameter ``"auto"`` does not
         cover; the rest (biases, norm weights of known layers) as ``"auto"`` decides."""
-        from initwise.graph._state import rng_devices
         from initwise.policy._rules import _own, auto_policy
 
         base = auto_policy(name, module, ctx) or ModulePlan()

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import initwise.datainit as di
-from initwise.datainit._guard import hook_counts
+from initwise.state import hook_counts
 
 
 class _Flaky(nn.Module):
