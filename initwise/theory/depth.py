@@ -113,7 +113,7 @@ def correlation_fixed_point(activation: Any, sigma_w: float, sigma_b: float = 0.
     Returns:
         ``c*`` in ``[-1, 1]``.
     """
-    from scipy.optimize import brentq
+    from scipy.optimize import brentq  # lazy: it would double `import initwise.theory`
 
     act = as_activation(activation)
     slope1 = c_map_derivative(act, 1.0, q, sigma_w, sigma_b)

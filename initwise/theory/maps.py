@@ -258,7 +258,7 @@ def fixed_point(activation: Any, sigma_w: float, sigma_b: float = 0.0, *,
     References:
         Poole et al. 2016, arXiv:1606.05340; Schoenholz et al. 2017, arXiv:1611.01232.
     """
-    from scipy.optimize import brentq
+    from scipy.optimize import brentq  # lazy: it would double `import initwise.theory`
 
     check_sigmas("fixed_point", sigma_w, sigma_b)
     if not (math.isfinite(q0) and q0 > 0):
