@@ -37,9 +37,12 @@ name rules. Dynamic imports (``importlib.import_module`` in ``initwise/__init__.
   :data:`LAZY_ALLOWED` lists the pair (importer, imported) with its reason.
 * ``import-guard``: no ``try: import initwise...`` with ``except ImportError`` (or
   ``ModuleNotFoundError``): the package's own modules are always there.
-* ``dead``: every public module-level function or class of ``initwise/`` is referenced
-  somewhere in ``initwise/``, ``tests/``, ``benchmarks/`` or ``examples/`` (a name, an attribute,
-  an imported name, or a string such as an ``__all__`` entry or a lazy export table's key).
+* ``dead``: every public module-level function or class of ``initwise/``, and every public
+  method of such a class, is referenced by its name somewhere in ``initwise/``, ``tests/``,
+  ``benchmarks/`` or ``examples/`` (a name, an attribute, an imported name, or a string such as
+  an ``__all__`` entry or a lazy export table's key), or is in :data:`CALLED_BY_NAME`. A name
+  used anywhere counts (``.find`` on a string keeps a method ``find`` alive): the check finds
+  what nothing mentions, no more; ``vulture`` gives the same list on this package.
 
 :data:`KNOWN_VIOLATIONS` lists, per module, the violations that exist today in files other
 sessions are rewriting; it may only shrink: a violation that is not listed fails, and so does a
@@ -60,6 +63,8 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "initwise"
 REFERENCE_DIRS = ("initwise", "tests", "benchmarks", "examples")
 IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError"})
+CALLED_BY_NAME = frozenset({"extra_repr"})
+"""Public methods that a framework calls by name (``nn.Module.__repr__`` calls ``extra_repr``)."""
 RULES = ("cycle", "private-name", "private-module", "local-import", "import-guard", "dead")
 
 LAZY_ALLOWED: dict[tuple[str, str], str] = {
@@ -117,6 +122,7 @@ KNOWN_VIOLATIONS: dict[str, frozenset[str]] = {
             "private-module: initwise.graph._kinds",
         },
         "initwise.doctor.probes": {
+            "dead: initwise.doctor.probes.UnitAcc.saturated_units",
             "local-import: initwise.graph._kinds", "private-module: initwise.graph._kinds",
         },
         "initwise.graph": {
@@ -368,13 +374,18 @@ def _package_of(module: str, mods: dict[str, Path]) -> str:
 
 
 def public_definitions(mods: dict[str, Path]) -> dict[str, tuple[str, str]]:
-    """``"module.name"`` -> (module, name) for every public module-level function and class."""
+    """``"module.name"`` -> (module, name) for every public module-level function and class,
+    and ``"module.Class.name"`` -> (module, name) for every public method of such a class."""
     found = {}
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     for module, path in mods.items():
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-            if isinstance(node, kinds) and not node.name.startswith("_"):
-                found[f"{module}.{node.name}"] = (module, node.name)
+            if not isinstance(node, kinds) or node.name.startswith("_"):
+                continue
+            found[f"{module}.{node.name}"] = (module, node.name)
+            for item in node.body if isinstance(node, ast.ClassDef) else ():
+                if isinstance(item, kinds[:2]) and not item.name.startswith("_"):
+                    found[f"{module}.{node.name}.{item.name}"] = (module, item.name)
     return found
 
 
@@ -428,7 +439,7 @@ def violations(root: Path, package: str, lazy_allowed: dict[tuple[str, str], str
         files = [p for d in reference_dirs for p in sorted((root / d).rglob("*.py"))]
         used = referenced_names(files)
         for dotted, (module, name) in public_definitions(mods).items():
-            if name not in used:
+            if name not in used and name not in CALLED_BY_NAME:
                 out[module, f"dead: {dotted}"] = f"{mods[module].relative_to(root)}: {name}"
     return out
 
@@ -513,6 +524,14 @@ def test_walker_flags_local_imports_import_guards_and_dead_code(tmp_path):
     root = _write(tmp_path, {
         "pkg/__init__.py": "__all__ = ['exported']\ndef exported():\n    pass\n",
         "pkg/a.py": """\
+            class K:
+                def used(self):
+                    pass
+                def idle(self):
+                    pass
+                def extra_repr(self):
+                    return ""
+            K().used()
             def f():
                 from pkg import b
                 try:
@@ -531,7 +550,8 @@ def test_walker_flags_local_imports_import_guards_and_dead_code(tmp_path):
     })
     found = violations(root, "pkg", {}, reference_dirs=["pkg"])
     assert set(found) == {("pkg.a", "local-import: pkg.b"), ("pkg.a", "local-import: pkg.c"),
-                          ("pkg.a", "import-guard: pkg.c"), ("pkg.a", "dead: pkg.a.unused")}
+                          ("pkg.a", "import-guard: pkg.c"), ("pkg.a", "dead: pkg.a.unused"),
+                          ("pkg.a", "dead: pkg.a.K.idle")}
     assert local_imports(root, "pkg") == {("pkg.a", "pkg.b"), ("pkg.a", "pkg.c")}
 
 
