@@ -1,7 +1,7 @@
 """Import hygiene of ``initwise/``: no cycle, no private name across packages, no stray imports.
 
-Everything is read with :mod:`ast` (nothing is imported, the whole file runs in well under a
-second). The walker is tested first on small synthetic packages in ``tmp_path``, so a cycle or a
+Everything is read with :mod:`ast` (nothing is imported; the whole file takes about a second
+of CPU). The walker is tested first on small synthetic packages in ``tmp_path``, so a cycle or a
 violation brought back into ``initwise/`` is known to fail these tests.
 
 **The import graph.** A node is a module; a package is its ``__init__.py`` (node ``pkg``). Every
@@ -74,10 +74,10 @@ LAZY_ALLOWED: dict[tuple[str, str], str] = {
     ("initwise.cli", "initwise._commands"): "the CLI's verbs import torch: loaded when one runs",
     ("initwise.cli", "initwise.demo"): "the demo verb (torch, the built-in data set)",
     ("initwise._commands", "initwise.datainit"): "verb `init` (torch)",
-    ("initwise._commands", "initwise.doctor"): "verb `doctor` (torch)",
+    ("initwise._commands", "initwise.doctor"): "verbs `doctor`, `init --html` (torch)",
     ("initwise._commands", "initwise.modelio"): "verbs `doctor`, `init` (torch)",
-    ("initwise._commands", "initwise.report"): "verbs' rendering (rich, optional extra)",
-    ("initwise._commands", "initwise.report.points"): "verb `doctor --html` (torch)",
+    ("initwise._commands", "initwise.report"): "verbs `doctor`, `init`: the renderers",
+    ("initwise._commands", "initwise.report.points"): "`doctor --html`, `init --html` (torch)",
     ("initwise._commands", "initwise.report.profile"): "verbs `doctor`, `init` with --data",
     ("initwise._commands", "initwise.schemes.gains"): "verb `gains` (imports initwise.schemes,"
                                                       " torch)",
