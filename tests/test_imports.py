@@ -47,7 +47,8 @@ name rules. Dynamic imports (``importlib.import_module`` in ``initwise/__init__.
 
 :data:`KNOWN_VIOLATIONS` lists, per module, the violations that exist today in files other
 sessions are rewriting; it may only shrink: a violation that is not listed fails, and so does a
-listed one that no longer occurs (delete its entry).
+listed one that no longer occurs (delete its entry). ``python tests/test_imports.py`` prints
+today's violations, each marked known or new.
 """
 
 from __future__ import annotations
@@ -613,3 +614,10 @@ def test_known_violations_name_only_existing_modules_and_rules():
 def test_every_allowed_lazy_import_still_exists():
     stale = sorted(set(LAZY_ALLOWED) - local_imports(REPO, PACKAGE))
     assert not stale, f"LAZY_ALLOWED: no such function-local import any more, delete: {stale}"
+
+
+if __name__ == "__main__":  # `python tests/test_imports.py`: today's violations, by module
+    for (module, what), where in sorted(violations(REPO, PACKAGE, LAZY_ALLOWED,
+                                                   REFERENCE_DIRS).items()):
+        known = "known" if what in KNOWN_VIOLATIONS.get(module, ()) else "NEW  "
+        print(f"{known} {module}: {what}  ({where})")
