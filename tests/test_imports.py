@@ -17,9 +17,11 @@ defines ``n``: Python runs the whole ``__init__``, with every import in it, befo
 So an importer of a re-exported name depends on everything its package ``__init__`` imports,
 and a submodule importing a name its own package re-exports (while that ``__init__`` imports
 the submodule) is a cycle -- a real one: the name does not exist yet while the ``__init__``
-runs. The ancestors that Python imports *before* a submodule (``import a.b.c`` first runs ``a``
-and ``a.b``) are not edges: an ``__init__`` importing its submodules would otherwise cycle with
-each of them, and Python resolves that order by itself (the parent is in ``sys.modules``).
+runs. The packages that Python imports *before* a submodule (``import a.b.c`` first runs ``a``
+and ``a.b``) are edges as well, except those that contain the importer: they are already being
+imported when it runs (an ``__init__`` importing its submodules would otherwise cycle with each
+of them; Python allows that, the parent is in ``sys.modules``). So a module outside
+``initwise.graph`` that imports ``initwise.graph._kinds`` also depends on ``initwise.graph``.
 Imports under ``if TYPE_CHECKING:`` are not edges (they never run); they still obey the private
 name rules. Dynamic imports (``importlib.import_module`` in ``initwise/__init__.py``'s PEP 562
 ``__getattr__``) are not seen: they are the documented lazy public surface.
@@ -310,11 +312,18 @@ def scan(root: Path, package: str) -> tuple[dict[str, Path], list[Import]]:
 
 
 def import_graph(mods: Iterable[str], imports: Iterable[Import]) -> dict[str, set[str]]:
-    """Module -> the modules it imports (every import that runs: not TYPE_CHECKING ones)."""
+    """Module -> the modules it makes Python run (every import but TYPE_CHECKING ones).
+
+    An import's target, plus each package above the target that does not contain the importer.
+    """
     edges: dict[str, set[str]] = {m: set() for m in mods}
     for imp in imports:
-        if not imp.type_only:
-            edges[imp.src].add(imp.target)
+        if imp.type_only:
+            continue
+        parts = imp.target.split(".")
+        ancestors = (".".join(parts[:i]) for i in range(1, len(parts)))
+        edges[imp.src].update(a for a in ancestors if a in edges and not _inside(imp.src, a))
+        edges[imp.src].add(imp.target)
     return edges
 
 
@@ -512,7 +521,21 @@ def test_walker_treats_reexports_as_edges_to_the_package_init(tmp_path):
         ["pkg.other", "pkg.sub", "pkg.sub._impl", "pkg.other"]]
 
 
-def test_walker_ancestors_and_type_checking_are_not_edges(tmp_path):
+def test_walker_counts_the_packages_above_a_target_outside_the_importer(tmp_path):
+    root = _write(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/x/__init__.py": "from pkg.y import g\n",
+        "pkg/x/leaf.py": "",
+        "pkg/y.py": "import pkg.x.leaf\ndef g():\n    pass\n",  # runs pkg/x/__init__.py first
+    })
+    mods, imports = scan(root, "pkg")
+    edges = import_graph(mods, imports)
+    assert edges["pkg.y"] == {"pkg.x", "pkg.x.leaf"}
+    assert [cycle_path(c, edges) for c in cyclic_components(edges)] == [
+        ["pkg.x", "pkg.y", "pkg.x"]]
+
+
+def test_walker_own_ancestors_and_type_checking_are_not_edges(tmp_path):
     root = _write(tmp_path, {
         "pkg/__init__.py": "from pkg.a import f\n",
         "pkg/a.py": "import pkg.b\ndef f():\n    pass\n",  # runs pkg first: not an edge
