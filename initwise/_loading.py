@@ -11,6 +11,10 @@ MODEL is one of
 
 Every failure raises :class:`LoadError`, a ``ValueError`` whose one-line message names what failed
 and how to fix it; the CLI prints it and exits with status 3.
+
+torch (and ``initwise.data``, which imports it) is imported inside the functions that load
+something, so that :func:`precheck` fails fast, before torch is imported; ``safetensors`` is an
+optional extra, imported when a ``.safetensors`` file is given.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ import sys
 import textwrap
 from collections.abc import Sequence
 
+from initwise._loading import precheck
+from initwise._version import __version__
+
 __all__ = ["main", "build_parser"]
 
 EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 3, 4, 130
@@ -105,8 +108,6 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'initwise VERB --help' for a verb's options and examples.\n\n" + _EXIT_TEXT,
         formatter_class=_formatter,
     )
-    from initwise._version import __version__
-
     parser.add_argument("--version", action="version", version=f"initwise {__version__}")
     subs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     _add_gains(subs)
@@ -217,9 +218,8 @@ def _add_demo(subs: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from initwise._loading import precheck
-
     precheck(args)  # fast failures before torch is imported
+    # The verbs import torch: imported here, when one runs, so `initwise --help` starts fast.
     from initwise import _commands
 
     if args.verb == "demo":

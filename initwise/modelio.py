@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,10 +51,6 @@ LOSS_KINDS = ("ce", "bce", "mse")
 
 
 def _is_scipy_sparse(x: Any) -> bool:
-    try:
-        import scipy.sparse as sp
-    except ImportError:  # pragma: no cover - scipy is a core dependency
-        return False
     return sp.issparse(x)
 
 

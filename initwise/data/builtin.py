@@ -30,13 +30,12 @@ import warnings
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-if TYPE_CHECKING:
-    from initwise.data.dataset import Dataset
+from initwise.data.dataset import Dataset
 
 __all__ = ["cache_dir", "ctr_synthetic", "stdlib_text"]
 
@@ -312,8 +311,6 @@ def stdlib_text(
         TypeError: if an integer argument is not an int.
         ValueError: if an argument is out of range, or no family has ``min_docs`` documents.
     """
-    from initwise.data.dataset import Dataset
-
     params = {
         "n_features": _check_int("n_features", n_features, 2),
         "seed": _check_int("seed", seed, 0),
@@ -444,8 +441,6 @@ def ctr_synthetic(
         Machines for CTR Prediction", RecSys 2016; Weinberger et al., "Feature Hashing for Large
         Scale Multitask Learning", ICML 2009, arXiv:0902.2206.
     """
-    from initwise.data.dataset import Dataset
-
     n_rows = _check_int("n_rows", n_rows, 1)
     n_fields = _check_int("n_fields", n_fields, 2)
     n_features = _check_int("n_features", n_features, 2)

@@ -8,7 +8,7 @@ to a torch sparse CSR tensor or an ``nn.EmbeddingBag`` triple in O(nnz of the ba
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,9 +16,7 @@ import torch
 
 from initwise.data._validate import check_batch_size, check_features, check_rows, check_targets
 from initwise.data.convert import csr_to_bag, csr_to_torch
-
-if TYPE_CHECKING:
-    from initwise.data.stats import FeatureStats
+from initwise.data.stats import FeatureStats, feature_stats
 
 __all__ = ["LAYOUTS", "Dataset"]
 
@@ -293,8 +291,6 @@ class Dataset:
         Computed once in one streaming pass and cached.
         """
         if self._stats is None:
-            from initwise.data.stats import feature_stats
-
             self._stats = feature_stats(self.X, chunk_rows=chunk_rows)
         return self._stats
 

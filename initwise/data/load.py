@@ -7,9 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from initwise.data import binary, tabular
 from initwise.data._textio import open_text, strip_compression
 from initwise.data.dataset import Dataset
 from initwise.data.errors import DataError
+from initwise.data.svmlight import read_svmlight
 from initwise.data.targets import check_task, encode_targets, multilabel_targets
 
 __all__ = ["FORMATS", "detect_format", "load"]
@@ -137,8 +139,6 @@ def load(
 
 
 def _read_table(fmt: str, path: str, target: Any, delimiter: str | None) -> Any:
-    from initwise.data import binary, tabular
-
     if fmt == "csv":
         return tabular.read_csv(path, target=target, delimiter=delimiter)
     if fmt == "npy":
@@ -189,8 +189,6 @@ def _table_targets(path: str, y: np.ndarray, task: str) -> tuple[np.ndarray, lis
 def _load_svmlight(
     path: str, target: Any, n_features: int | None, zero_based: Any, task: str, name: str
 ) -> Dataset:
-    from initwise.data.svmlight import read_svmlight
-
     if target is not None:
         raise ValueError(
             "target: svmlight files carry the label as each line's first field; leave target=None"

@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+import torch
+
+from initwise.data.convert import as_csr
 
 __all__ = ["FeatureStats", "feature_stats"]
 
@@ -235,23 +238,18 @@ class _Accumulator:
 
 
 def _as_matrix(X: Any) -> Any:
-    from initwise.data.dataset import Dataset
-
-    if isinstance(X, Dataset):
-        return X.X
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a core dependency
-        torch = None
-    if torch is not None and isinstance(X, torch.Tensor):
+    inner = getattr(X, "X", None)
+    if sp.issparse(inner) or isinstance(inner, np.ndarray):
+        # A Dataset, recognized by its matrix attribute ``X``: this module sits below
+        # initwise.data.dataset in the import graph (Dataset.stats() calls feature_stats).
+        return inner
+    if isinstance(X, torch.Tensor):
         if X.layout == torch.strided:
             return X.detach().cpu().numpy()
         coo = X.detach().cpu().to_sparse_coo().coalesce()
         rows, cols = coo.indices().numpy()
         return sp.csr_matrix((coo.values().numpy(), (rows, cols)), shape=tuple(coo.shape))
     if sp.issparse(X):
-        from initwise.data.convert import as_csr
-
         return as_csr(X, dtype=np.float64)
     if isinstance(X, np.ndarray):
         return X
@@ -272,8 +270,9 @@ def feature_stats(X: Any, chunk_rows: int = 8192) -> FeatureStats:
     input they are ``E[x^2] - E[x]^2`` from float64 sums.
 
     Args:
-        X: a :class:`~initwise.data.Dataset`, ``scipy.sparse`` matrix, 2-D numpy array, or
-            torch tensor (dense, COO or CSR), shape (n_rows, n_features).
+        X: a :class:`~initwise.data.Dataset` (any object whose attribute ``X`` is a scipy
+            sparse matrix or numpy array), ``scipy.sparse`` matrix, 2-D numpy array, or torch
+            tensor (dense, COO or CSR), shape (n_rows, n_features).
         chunk_rows: rows per chunk. Default 8192.
 
     Returns:

@@ -124,13 +124,6 @@ class ModelGraph:
         known = ", ".join(n.name for n in self.layers)
         raise KeyError(f"no layer {name!r} in this graph; layers: {known}.")
 
-    def find(self, module: nn.Module) -> LayerNode | None:
-        """The layer whose module is ``module`` (identity), or ``None``."""
-        for node in self.layers:
-            if node.module is module:
-                return node
-        return None
-
     @property
     def output_layers(self) -> list[str]:
         """Names of the layers that feed the model output."""

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from initwise.schemes.basic import uniform_
+from initwise.schemes.fans import Fans
 from initwise.schemes.variance import kaiming_uniform_
 
 __all__ = ["SparseLinear", "sparse_to_bag"]
@@ -173,8 +174,6 @@ class SparseLinear(nn.Module):
         Raises:
             ValueError: for another parameter name.
         """
-        from initwise.schemes.fans import Fans
-
         if name not in ("weight", "bias"):
             raise ValueError(f"SparseLinear has parameters 'weight' and 'bias'; got {name!r}")
         return Fans(fan_in=self.in_features, fan_out=self.out_features, receptive_field=1)

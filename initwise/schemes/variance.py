@@ -23,6 +23,7 @@ from torch import Tensor
 
 from initwise.schemes.basic import trunc_normal_keras_
 from initwise.schemes.fans import Fans, tensor_fans
+from initwise.schemes.gains import gain
 
 __all__ = [
     "TORCH_NONLINEARITIES",
@@ -76,13 +77,6 @@ def resolve_gain(nonlinearity: str | Callable[..., Any], a: float = 0, *,
             f"{where}: a={a} is only used with nonlinearity='leaky_relu'; for another "
             f"parametrized activation pass a module instance, e.g. nn.ELU(alpha=0.5)"
         )
-    try:
-        from initwise.schemes.gains import gain
-    except ImportError as exc:  # pragma: no cover - gains ships with the package
-        raise ValueError(
-            f"{where}: nonlinearity {nonlinearity!r} is not one of torch's "
-            f"{list(TORCH_NONLINEARITIES)} and initwise.schemes.gains is unavailable ({exc})"
-        ) from exc
     try:
         return float(gain(nonlinearity, mode="variance"))
     except ValueError as exc:

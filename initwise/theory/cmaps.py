@@ -22,8 +22,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from initwise.theory._common import check_sigmas, expect
 from initwise.theory.activations import Activation, as_activation
-from initwise.theory.maps import _check_sigmas, _expect, second_moment
+from initwise.theory.maps import second_moment
 
 __all__ = ["c_map_curvature", "c_map_slope", "normalizing_sigma_w"]
 
@@ -44,7 +45,7 @@ def normalizing_sigma_w(activation: Any, *, q: float = 1.0, sigma_b: float = 0.0
     Raises:
         ValueError: ``sigma_b^2 >= q`` or a zero second moment.
     """
-    _check_sigmas("normalizing_sigma_w", 1.0, sigma_b)
+    check_sigmas("normalizing_sigma_w", 1.0, sigma_b)
     m2 = float(second_moment(activation, q))
     if not (q > sigma_b**2 and m2 > 0):
         raise ValueError(f"initwise.theory: cannot normalize: need sigma_b^2 < q and "
@@ -58,7 +59,7 @@ def _setup(activation: Any, q: float, sigma_w: float | None,
     if not (math.isfinite(q) and q > 0):
         raise ValueError(f"initwise.theory: q must be finite and > 0, got {q!r}.")
     sw = normalizing_sigma_w(act, q=q, sigma_b=sigma_b) if sigma_w is None else float(sigma_w)
-    _check_sigmas("c_map_slope", sw, sigma_b)
+    check_sigmas("c_map_slope", sw, sigma_b)
     v = sw**2 * float(second_moment(act, q)) + sigma_b**2
     return act, sw, v
 
@@ -87,7 +88,7 @@ def c_map_slope(activation: Any, *, q: float = 1.0, sigma_w: float | None = None
         Martens et al. 2021, arXiv:2110.01765, Sec. 4; Zhang et al. 2022, arXiv:2203.08120.
     """
     act, sw, v = _setup(activation, q, sigma_w, sigma_b)
-    return sw**2 * q * float(_expect(act, lambda u: act.deriv(u) ** 2, q)) / v
+    return sw**2 * q * float(expect(act, lambda u: act.deriv(u) ** 2, q)) / v
 
 
 def c_map_curvature(activation: Any, *, q: float = 1.0, sigma_w: float | None = None,
@@ -115,4 +116,4 @@ def c_map_curvature(activation: Any, *, q: float = 1.0, sigma_w: float | None = 
     if act.deriv2 is None:
         raise ValueError(f"c_map_curvature: activation {act.name!r} has no second derivative; "
                          "pass deriv2= to initwise.theory.from_callable.")
-    return sw**2 * q * q * float(_expect(act, lambda u: act.deriv2(u) ** 2, q)) / v
+    return sw**2 * q * q * float(expect(act, lambda u: act.deriv2(u) ** 2, q)) / v

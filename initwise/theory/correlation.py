@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from initwise.theory._common import GH_MAX_Q, check_sigmas
 from initwise.theory.activations import Activation, as_activation
-from initwise.theory.maps import GH_MAX_Q, _check_sigmas, fixed_point, q_map
+from initwise.theory.maps import fixed_point, q_map
 from initwise.theory.quadrature import bivariate_expect
 
 __all__ = ["c_map", "c_map_derivative"]
@@ -101,7 +102,7 @@ def _c_setup(where: str, activation: Any, c: Any, q: float | None, sigma_w: floa
              sigma_b: float) -> tuple[Activation, np.ndarray, float, float]:
     if sigma_w is None:
         raise ValueError(f"initwise.theory.{where}: sigma_w is required (the weight std).")
-    _check_sigmas(where, sigma_w, sigma_b)
+    check_sigmas(where, sigma_w, sigma_b)
     ca = np.asarray(c, dtype=np.float64)
     if np.any(np.abs(ca) > 1.0) or not np.all(np.isfinite(ca)):
         raise ValueError(f"initwise.theory.{where}: correlations must lie in [-1, 1], got {c!r}.")

@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from initwise.theory._common import expect
 from initwise.theory.activations import Activation, as_activation
-from initwise.theory.maps import _expect, derivative_moment, q_map_slope, second_moment
+from initwise.theory.maps import derivative_moment, q_map_slope, second_moment
 
 __all__ = ["CriticalLine", "CriticalPoint", "critical_line", "critical_point", "edge_of_chaos"]
 
@@ -78,8 +79,8 @@ class CriticalLine:
 
 def _curve(act: Activation, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sigma_w^2, sigma_b^2) of the critical point at fixed point q (vectorized)."""
-    b = _expect(act, lambda u: act.deriv(u) ** 2, q, on_fail="nan")
-    a = _expect(act, lambda u: act.fn(u) ** 2, q, on_fail="nan")
+    b = expect(act, lambda u: act.deriv(u) ** 2, q, on_fail="nan")
+    a = expect(act, lambda u: act.fn(u) ** 2, q, on_fail="nan")
     with np.errstate(divide="ignore", invalid="ignore"):
         sw2 = 1.0 / b
     return sw2, q - sw2 * a

@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from initwise.theory._common import check_sigmas
 from initwise.theory.activations import Activation, as_activation
 from initwise.theory.correlation import c_map, c_map_derivative
-from initwise.theory.maps import FixedPoint, _check_sigmas, chi_1, fixed_point, q_map
+from initwise.theory.maps import FixedPoint, chi_1, fixed_point, q_map
 
 __all__ = ["DepthScales", "Propagation", "correlation_fixed_point", "depth_scales",
            "max_trainable_depth", "propagate"]
@@ -112,7 +113,7 @@ def correlation_fixed_point(activation: Any, sigma_w: float, sigma_b: float = 0.
     Returns:
         ``c*`` in ``[-1, 1]``.
     """
-    from scipy.optimize import brentq
+    from scipy.optimize import brentq  # lazy: it would double `import initwise.theory`
 
     act = as_activation(activation)
     slope1 = c_map_derivative(act, 1.0, q, sigma_w, sigma_b)
@@ -156,7 +157,7 @@ def depth_scales(activation: Any, sigma_w: float, sigma_b: float = 0.0, *,
     References:
         Schoenholz et al. 2017, "Deep information propagation", arXiv:1611.01232, eqs. (7)-(9).
     """
-    _check_sigmas("depth_scales", sigma_w, sigma_b)
+    check_sigmas("depth_scales", sigma_w, sigma_b)
     act = as_activation(activation)
     fp = fixed_point(act, sigma_w, sigma_b, q0=q0)
     q, sb, note = _evaluation_point(act, fp, sigma_b)
@@ -228,7 +229,7 @@ def propagate(activation: Any, depth: int, sigma_w: float, sigma_b: float = 0.0,
     if not (math.isfinite(q0) and q0 > 0) or not -1.0 <= c0 <= 1.0:
         raise ValueError(f"initwise.theory.propagate: need q0 > 0 and c0 in [-1, 1], got "
                          f"q0={q0!r}, c0={c0!r}.")
-    _check_sigmas("propagate", sigma_w, sigma_b)
+    check_sigmas("propagate", sigma_w, sigma_b)
     act = as_activation(activation)
     qs, cs = [float(q0)], [float(c0)]
     for _ in range(int(depth)):

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from initwise.theory._common import check_sigmas, expect, trusts_hermite
 from initwise.theory.activations import Activation, as_activation
 from initwise.theory.quadrature import feature_breaks, normal_expect
 
@@ -45,48 +46,6 @@ _Q_MAX = 1e30
 _Q_MIN = 1e-30
 
 
-def _check_sigmas(where: str, sigma_w: float, sigma_b: float) -> None:
-    for key, value in (("sigma_w", sigma_w), ("sigma_b", sigma_b)):
-        if not (isinstance(value, int | float | np.floating) and math.isfinite(value)
-                and value >= 0):
-            raise ValueError(
-                f"initwise.theory.{where}: {key} must be a finite standard deviation >= 0, got "
-                f"{value!r} (sigma_w, sigma_b are std devs, not variances)."
-            )
-
-
-GH_MAX_Q = 4.0
-
-
-def _gh(act: Activation, q: np.ndarray) -> np.ndarray:
-    """Rows where Gauss-Hermite is trusted: smooth activations with q <= GH_MAX_Q.
-
-    A smooth activation changes on the scale 1 in ``u = sqrt(q) z``, i.e. ``1 / sqrt(q)`` in
-    ``z``; for ``q > 4`` that is finer than a low-order Gauss-Hermite rule's node spacing and two
-    orders can agree on a wrong value, so those rows use the graded composite rule.
-    """
-    return np.full(q.shape, act.smooth) & (q <= GH_MAX_Q)
-
-
-def _expect(act: Activation, fn: Any, q: Any, on_fail: str = "warn") -> np.ndarray:
-    """E[fn(sqrt(q) z)] for an array of q, split at the activation's kinks."""
-    qv = np.atleast_1d(np.asarray(q, dtype=np.float64)).ravel()
-    if np.any(qv < 0) or not np.all(np.isfinite(qv)):
-        raise ValueError(f"initwise.theory: variances q must be finite and >= 0, got {q!r}.")
-    r = np.sqrt(qv)
-    if np.any(qv == 0.0):  # q -> 0 limit: the mean of fn's one-sided values at 0
-        at_zero = 0.5 * float(np.sum(fn(np.array([-1e-300, 1e-300]))))
-        out = np.full(qv.shape, at_zero)
-        pos = qv > 0
-        if np.any(pos):
-            out[pos] = _expect(act, fn, qv[pos], on_fail)
-        return out.reshape(np.shape(q))
-    breaks = feature_breaks(act.kinks or (0.0,), r)
-    out = normal_expect(lambda z, i: fn(r[i, None] * z), qv.size, breaks, hermite=_gh(act, qv),
-                        on_fail=on_fail)
-    return out.reshape(np.shape(q))
-
-
 def second_moment(activation: Any, q: Any = 1.0) -> np.ndarray | float:
     """``E[phi(sqrt(q) z)^2]``, ``z ~ N(0, 1)`` (vectorized over ``q``).
 
@@ -102,7 +61,7 @@ def second_moment(activation: Any, q: Any = 1.0) -> np.ndarray | float:
         1.0
     """
     act = as_activation(activation)
-    return _expect(act, lambda u: act.fn(u) ** 2, q)
+    return expect(act, lambda u: act.fn(u) ** 2, q)
 
 
 def derivative_moment(activation: Any, q: Any = 1.0) -> np.ndarray | float:
@@ -116,7 +75,7 @@ def derivative_moment(activation: Any, q: Any = 1.0) -> np.ndarray | float:
         Float or array shaped like ``q``.
     """
     act = as_activation(activation)
-    return _expect(act, lambda u: act.deriv(u) ** 2, q)
+    return expect(act, lambda u: act.deriv(u) ** 2, q)
 
 
 def q_map(activation: Any, q: Any, sigma_w: float, sigma_b: float = 0.0) -> np.ndarray | float:
@@ -138,7 +97,7 @@ def q_map(activation: Any, q: Any, sigma_w: float, sigma_b: float = 0.0) -> np.n
     References:
         Poole et al. 2016, arXiv:1606.05340, eq. (3).
     """
-    _check_sigmas("q_map", sigma_w, sigma_b)
+    check_sigmas("q_map", sigma_w, sigma_b)
     return sigma_w**2 * second_moment(activation, q) + sigma_b**2
 
 
@@ -170,13 +129,13 @@ def q_map_slope(activation: Any, q: Any, sigma_w: float, sigma_b: float = 0.0) -
     References:
         Schoenholz et al. 2017, arXiv:1611.01232, eq. (5).
     """
-    _check_sigmas("q_map_slope", sigma_w, sigma_b)
+    check_sigmas("q_map_slope", sigma_w, sigma_b)
     act = as_activation(activation)
     qa = np.asarray(q, dtype=np.float64)
     if act.deriv2 is None or not act.exact_derivatives:
         stein = _expect_stein(act, qa)
         return sigma_w**2 * stein
-    smooth = _expect(act, lambda u: act.deriv(u) ** 2 + act.fn(u) * act.deriv2(u), qa)
+    smooth = expect(act, lambda u: act.deriv(u) ** 2 + act.fn(u) * act.deriv2(u), qa)
     for k, weight in _kink_jumps(act):
         if weight == 0.0:  # phi(k) = 0 (ReLU-like kinks at 0): no delta contribution
             continue
@@ -195,7 +154,7 @@ def _expect_stein(act: Activation, q: np.ndarray) -> np.ndarray:
     r = np.sqrt(qv)
     breaks = feature_breaks(act.kinks or (0.0,), r)
     val = normal_expect(lambda z, i: (z * z - 1.0) * act.fn(r[i, None] * z) ** 2, qv.size, breaks,
-                        hermite=_gh(act, qv))
+                        hermite=trusts_hermite(act, qv))
     return (val / (2.0 * qv)).reshape(np.shape(q))
 
 
@@ -299,9 +258,9 @@ def fixed_point(activation: Any, sigma_w: float, sigma_b: float = 0.0, *,
     References:
         Poole et al. 2016, arXiv:1606.05340; Schoenholz et al. 2017, arXiv:1611.01232.
     """
-    from scipy.optimize import brentq
+    from scipy.optimize import brentq  # lazy: it would double `import initwise.theory`
 
-    _check_sigmas("fixed_point", sigma_w, sigma_b)
+    check_sigmas("fixed_point", sigma_w, sigma_b)
     if not (math.isfinite(q0) and q0 > 0):
         raise ValueError(f"initwise.theory.fixed_point: q0 must be finite and > 0, got {q0!r}.")
     act = as_activation(activation)
@@ -309,7 +268,7 @@ def fixed_point(activation: Any, sigma_w: float, sigma_b: float = 0.0, *,
         return _homogeneous_fixed_point(act, sigma_w, sigma_b, q0)
 
     def residual(q: np.ndarray) -> np.ndarray:
-        moment = _expect(act, lambda u: act.fn(u) ** 2, q, on_fail="nan")
+        moment = expect(act, lambda u: act.fn(u) ** 2, q, on_fail="nan")
         return np.nan_to_num(sigma_w**2 * moment + sigma_b**2 - q, nan=0.0)
 
     found = _bracket(residual, q0)
@@ -359,7 +318,7 @@ def chi_1(activation: Any, sigma_w: float, sigma_b: float = 0.0, *,
     References:
         Poole et al. 2016, arXiv:1606.05340, eq. (7); Schoenholz et al. 2017, arXiv:1611.01232.
     """
-    _check_sigmas("chi_1", sigma_w, sigma_b)
+    check_sigmas("chi_1", sigma_w, sigma_b)
     act = as_activation(activation)
     q = fixed_point(act, sigma_w, sigma_b).q_star if q_star is None else q_star
     if math.isinf(q):

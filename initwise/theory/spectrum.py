@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from initwise.theory._common import check_sigmas, expect
 from initwise.theory.activations import as_activation
-from initwise.theory.maps import _check_sigmas, _expect, fixed_point
+from initwise.theory.maps import fixed_point
 
 __all__ = ["JacobianSpectrum", "jacobian_spectrum"]
 
@@ -172,7 +173,7 @@ def jacobian_spectrum(
         raise ValueError(f"jacobian_spectrum: method={method!r}; valid: {list(METHODS)}.")
     if not isinstance(depth, int | np.integer) or depth < 1:
         raise ValueError(f"jacobian_spectrum: depth must be an int >= 1, got {depth!r}.")
-    _check_sigmas("jacobian_spectrum", sigma_w, sigma_b)
+    check_sigmas("jacobian_spectrum", sigma_w, sigma_b)
     act = as_activation(activation)
     if q is None:
         fp = fixed_point(act, sigma_w, sigma_b)
@@ -182,8 +183,8 @@ def jacobian_spectrum(
                 raise ValueError(f"jacobian_spectrum: no finite fixed point ({fp.message}); "
                                  "pass q explicitly.")
             q = 1.0
-    mu1 = float(_expect(act, lambda u: act.deriv(u) ** 2, q))
-    mu2 = float(_expect(act, lambda u: act.deriv(u) ** 4, q))
+    mu1 = float(expect(act, lambda u: act.deriv(u) ** 2, q))
+    mu2 = float(expect(act, lambda u: act.deriv(u) ** 4, q))
     w2 = 2.0 if weights == "gaussian" else 1.0
     y1 = sigma_w**2 * mu1
     y2 = sigma_w**4 * (w2 * mu1**2 + mu2 - mu1**2)

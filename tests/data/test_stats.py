@@ -96,6 +96,7 @@ def test_empty_matrix():
         (np.array([[1.0, 2.0], [0.0, np.nan]]), ValueError, "row 1, column 1"),
         (sp.csr_matrix(np.array([[0, 0], [np.inf, 0]])), ValueError, "row 1, column 0"),
         ([[1.0]], TypeError, "Dataset, scipy.sparse matrix"),
+        (type("NotADataset", (), {"X": [[1.0]]})(), TypeError, "got NotADataset"),
         (np.zeros(3), ValueError, "2-D"),
     ],
 )

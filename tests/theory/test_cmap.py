@@ -71,12 +71,12 @@ def test_dks_cmap_values():
     assert c_map_slope("identity") == pytest.approx(1.0, rel=1e-13)
     assert c_map_curvature("identity") == 0.0
     from initwise.theory import derivative_moment, get_activation, second_moment
-    from initwise.theory.maps import _expect
+    from initwise.theory._common import expect
 
     tanh = get_activation("tanh")
     m2 = float(second_moment(tanh, 1.0))
     assert c_map_slope("tanh") == pytest.approx(float(derivative_moment(tanh, 1.0)) / m2)
-    curv = float(_expect(tanh, lambda u: tanh.deriv2(u) ** 2, 1.0)) / m2
+    curv = float(expect(tanh, lambda u: tanh.deriv2(u) ** 2, 1.0)) / m2
     assert c_map_curvature("tanh") == pytest.approx(curv, rel=1e-12)
     # curvature is the second derivative of the normalized C map at c = 1
     sw = normalizing_sigma_w("tanh")

@@ -16,7 +16,7 @@ from initwise.theory import (
     get_activation,
     second_moment,
 )
-from initwise.theory.maps import _expect
+from initwise.theory._common import expect
 
 
 def test_selu_fixed_point_is_unit_variance_with_lecun_init():
@@ -27,12 +27,12 @@ def test_selu_fixed_point_is_unit_variance_with_lecun_init():
     (relative error 8.2e-5) and mean -9.2e-6, i.e. exact up to the printed rounding."""
     selu = get_activation("selu")
     assert abs(fixed_point(selu, 1.0, 0.0).q_star - 1.0) < 1e-14
-    assert abs(float(_expect(selu, selu.fn, 1.0))) < 1e-15
+    assert abs(float(expect(selu, selu.fn, 1.0))) < 1e-15
     a, lam = 1.6733, 1.0507
     printed = from_callable(lambda x: lam * np.where(x > 0, x, a * np.expm1(np.minimum(x, 0))),
                             kinks=(0.0,))
     assert fixed_point(printed, 1.0, 0.0).q_star == pytest.approx(1.0, rel=2e-4)
-    assert abs(float(_expect(printed, printed.fn, 1.0))) < 5e-5
+    assert abs(float(expect(printed, printed.fn, 1.0))) < 5e-5
 
 
 def test_relu_edge_of_chaos_and_he_gain():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from initwise.theory import get_activation, second_moment
-from initwise.theory.maps import _expect
+from initwise.theory._common import expect
 from initwise.theory.quadrature import bivariate_expect, gauss_hermite, normal_expect
 
 SMOOTH = ["tanh", "sigmoid", "gelu", "gelu_tanh", "silu", "mish", "erf", "sin", "logsigmoid"]
@@ -58,7 +58,7 @@ def test_kinked_closed_forms_to_machine_precision():
 
 def test_q_zero_is_the_limit_of_one_sided_values():
     relu = get_activation("relu")
-    assert float(_expect(relu, lambda u: relu.deriv(u) ** 2, 0.0)) == 0.5
+    assert float(expect(relu, lambda u: relu.deriv(u) ** 2, 0.0)) == 0.5
     assert float(second_moment("tanh", 0.0)) == 0.0
 
 
