@@ -24,7 +24,12 @@ import torch
 from torch import nn
 
 from initwise._loading import LoadError, load_data
+from initwise.data.builtin import stdlib_text
+from initwise.datainit import init
+from initwise.doctor import doctor
 from initwise.measure import probe, structural_facts
+from initwise.modelio import infer_loss, label_prior_loss
+from initwise.nn import SparseLinear
 
 __all__ = ["build_mlp", "dead_fraction", "evaluate", "run_demo"]
 
@@ -40,8 +45,6 @@ def build_mlp(n_features: int, n_classes: int, *, depth: int = 8, width: int = 1
     in the batch, for ``torch.optim.SparseAdam`` (a lazy Adam whose step costs the batch's
     non-zeros; SGD with momentum would densify, so the demo's SGD uses dense gradients).
     """
-    from initwise.nn import SparseLinear
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         layers: list[nn.Module] = [SparseLinear(n_features, width, sparse_grad=sparse_grad),
@@ -86,8 +89,6 @@ def _load(args: Any, out: TextIO) -> Any:
     if args.data:
         data = load_data(args.data, target=args.target)
     else:
-        from initwise.data.builtin import stdlib_text
-
         print(f"building the stdlib_text data set ({args.n_features} hashed features; cached "
               f"after the first run)...", file=out, flush=True)
         data = stdlib_text(args.n_features, seed=args.seed, max_docs=args.max_docs)
@@ -211,8 +212,6 @@ def _train(models: dict[str, nn.Module], train: Any, test_batches: list[Any], ar
 def run_demo(args: Any, out: TextIO | None = None) -> int:
     """Run the demo (see the module docstring) with the parsed CLI arguments; returns 0."""
     out = out or sys.stdout
-    from initwise.modelio import infer_loss, label_prior_loss
-
     wall, cpu = time.perf_counter(), time.process_time()
     threads = args.threads or min(4, os.cpu_count() or 1)
     previous_threads = torch.get_num_threads()
@@ -253,8 +252,6 @@ def run_demo(args: Any, out: TextIO | None = None) -> int:
 
 def _story(args: Any, out: TextIO, model: nn.Module, train: Any, test_batches: list[Any],
            first: Any, layout: str, prior: float) -> dict[str, Any]:
-    from initwise.datainit import init
-    from initwise.doctor import doctor
     from initwise.report import render_terminal
     from initwise.report.points import phase_points
 

@@ -27,6 +27,7 @@ from torch import nn
 
 from initwise.datainit._layers import CALIBRATED_KINDS, bias_of, unit_axis, unit_dim, weight_of
 from initwise.measure import all_reduce_sum, dist_active
+from initwise.modelio import call_model, compute_loss, extract_logits
 
 __all__ = ["LOSS_BUDGET", "TargetStats", "calibrate_output"]
 
@@ -112,8 +113,6 @@ def _find_head(graph: Any, n_out: int) -> Any | None:
 
 def _capture(model: nn.Module, batches: list, head: Any) -> tuple[list, bool]:
     """Per batch (head output, targets), and whether the head output *is* the logits."""
-    from initwise.modelio import call_model, extract_logits
-
     outs: list = []
     direct = True
 
@@ -138,8 +137,6 @@ def _capture(model: nn.Module, batches: list, head: Any) -> tuple[list, bool]:
 
 
 def _mean_loss(spec: Any, pairs: list, a: float | torch.Tensor, base: torch.Tensor) -> float:
-    from initwise.modelio import compute_loss
-
     udim = 1 if spec.class_dim == 1 else -1
     tot, cnt = 0.0, 0.0
     for y, t in pairs:

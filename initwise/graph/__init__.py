@@ -45,6 +45,7 @@ from initwise.graph._kinds import (
 from initwise.graph._model import LayerNode, ModelGraph, Node, build_graph
 from initwise.graph._runtime import Recorder, flatten_tensors
 from initwise.graph._structure import trace_structure
+from initwise.modelio import call_model, extract_logits
 from initwise.state import COPY_LIMIT, guarded
 
 __all__ = [
@@ -169,8 +170,6 @@ def trace(model: nn.Module, inputs: Any) -> ModelGraph:
         ValueError: if the model has lazy (unmaterialized) or meta-device parameters.
         Exception: whatever the model's forward raises, unchanged.
     """
-    from initwise.modelio import call_model, extract_logits
-
     _check_traceable(model)
     recorder = Recorder(model)
     # a no_grad forward cannot touch .grad: grads are not recorded (keeps the trace cheap)
