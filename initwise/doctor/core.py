@@ -17,24 +17,16 @@ import torch
 from torch import nn
 
 from initwise.doctor._state import preserved
-from initwise.doctor.checks_data import DATA_CHECKS
-from initwise.doctor.checks_grad import GRAD_CHECKS
-from initwise.doctor.checks_signal import SIGNAL_CHECKS
 from initwise.doctor.dataprofile import profile_inputs
 from initwise.doctor.diagnosis import Diagnosis, LayerStats
 from initwise.doctor.plan import build_plan
 from initwise.doctor.probes import probed
-from initwise.doctor.registry import PRESETS, CheckContext, register_builtin, registered_checks
+from initwise.doctor.registry import PRESETS, CheckContext, run_checks
 from initwise.modelio import check_hookable
 
 __all__ = ["doctor"]
 
 ON_UNKNOWN = ("warn", "error", "skip")
-
-for _code, _fn in DATA_CHECKS + SIGNAL_CHECKS:
-    register_builtin(_code, _fn, "quick")
-for _code, _fn, _preset in GRAD_CHECKS:
-    register_builtin(_code, _fn, _preset)
 
 
 def _validate(model: Any, checks: Any, on_unknown: Any) -> None:
@@ -258,9 +250,7 @@ def doctor(
         out_layer = next((s.name for s in reversed(ctx.layers) if s.is_output), None)
         _output_stats(ctx, logits, out_source, out_layer)
         _run(ctx, model, inputs, targets, logits, loss_fn)
-        findings = []
-        for entry in registered_checks(checks):
-            findings.extend(entry.fn(ctx))
+        findings = run_checks(ctx, preset=checks)
     return _diagnosis(ctx, findings)
 
 
