@@ -23,7 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from initwise.graph import trace
 from initwise.report.page import PhaseDiagram
+from initwise.schemes.fans import fans
+from initwise.theory import critical_line
 
 __all__ = ["HOMOGENEOUS", "critical_curve", "dominant_activation", "phase_diagram",
            "phase_points"]
@@ -45,8 +48,6 @@ def _name(module: nn.Module) -> str:
 
 def _fan_in(module: nn.Module, weight: torch.Tensor) -> int:
     try:
-        from initwise.schemes.fans import fans
-
         return int(fans(module).fan_in)
     except Exception:  # fans() may not know a custom module: torch's layout rule
         return int(weight[0].numel()) if weight.dim() > 1 else 1
@@ -69,8 +70,6 @@ def _activations_by_order(model: nn.Module) -> dict[str, str | None]:
 
 def _activations_by_trace(model: nn.Module, inputs: Any) -> dict[str, str | None] | None:
     try:
-        from initwise.graph import trace
-
         graph = trace(model, inputs)
         return {node.name: node.activation for node in graph.layers}
     except Exception:  # tracing is best effort here; registration order is the fallback
@@ -122,13 +121,11 @@ def critical_curve(activation: str, sigma_b: list[float]) -> list[float | None] 
 
     Returns:
         One sigma_w per sigma_b (``None`` where the theory has none), or ``None`` when the theory
-        engine is not available or does not know the activation.
+        engine does not know the activation.
     """
     try:
-        from initwise.theory import critical_line
-
         line = critical_line(activation, sigma_b)
-    except (ImportError, ValueError, TypeError):
+    except (ValueError, TypeError):
         return None
     values = getattr(line, "sigma_w", line)
     if isinstance(values, tuple) and len(values) == 2:  # (sigma_b, sigma_w) pair

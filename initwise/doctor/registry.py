@@ -223,15 +223,15 @@ class CheckRegistry:
 CHECKS = CheckRegistry.builtin()
 
 
-def run_checks(m: Any, checks: CheckRegistry | Iterable[Check] | None = None, *,
+def run_checks(m: Any, checks: CheckRegistry | Iterable[Check] | Check | None = None, *,
                preset: str = "standard", phase: str = "init") -> list[Finding]:
     """Run checks on the measurements ``m`` and verify each finding's code.
 
     Args:
         m: the measurements (a :class:`CheckContext`, or any record with its attributes). If it
             has a ``needs`` attribute (the measurements taken), checks needing more are skipped.
-        checks: a :class:`CheckRegistry`, an iterable of :class:`Check` (a per-run registry:
-            clashing codes are refused), or ``None`` for the default registry :data:`CHECKS`.
+        checks: a :class:`CheckRegistry`, one :class:`Check` or an iterable of them (a per-run
+            registry: clashing codes are refused), or ``None`` for the default :data:`CHECKS`.
         preset: run checks of this preset or cheaper. Defaults to ``"standard"``.
         phase: ``"init"`` or ``"train"``. Defaults to ``"init"``.
 
@@ -248,6 +248,8 @@ def run_checks(m: Any, checks: CheckRegistry | Iterable[Check] | None = None, *,
         registry = CHECKS
     elif isinstance(checks, CheckRegistry):
         registry = checks
+    elif isinstance(checks, Check):
+        registry = CheckRegistry([checks])
     else:
         registry = CheckRegistry(checks)
     return registry.run(m, preset=preset, phase=phase,

@@ -104,7 +104,7 @@ def test_registered_is_scoped_and_cleans_up_on_error():
 def test_run_checks_rejects_an_undeclared_code_naming_the_check():
     liar = Check(name="team.liar", codes=("team.a",), fn=lambda m: [_finding("team.b")])
     with pytest.raises(ValueError, match=r"check 'team\.liar' emitted .*'team\.b'"):
-        run_checks(object(), [liar])
+        run_checks(object(), liar)
     junk = Check(name="team.junk", codes=("team.a",), fn=lambda m: ["not a finding"])
     with pytest.raises(TypeError, match="team.junk"):
         run_checks(object(), [junk])
