@@ -214,11 +214,11 @@ def run_doctor(args: Any, out: TextIO | None = None) -> int:
     if args.json:
         _write(args.json, diagnosis.to_json(), "--json")
     if args.html:
-        from initwise.report import render_html
-        from initwise.report.points import phase_points
+        from initwise.report import Page, render_html
+        from initwise.theory_points import phase_diagram, phase_points
 
-        render_html(diagnosis, args.html, points=phase_points(model, batch[0]),
-                    data_stats=_stats(data))
+        render_html(Page(diagnosis=diagnosis, data_stats=_stats(data),
+                         phase=phase_diagram(phase_points(model, batch[0]))), args.html)
         print(f"wrote {args.html}", file=out)
     severities = {f.severity for f in diagnosis.findings}
     if "error" in severities:
@@ -292,15 +292,14 @@ def _stats(data: Any) -> dict | None:
 def _init_html(args: Any, before: nn.Module, after: nn.Module, batch: Any, report: Any,
                data: Any, out: TextIO) -> None:
     from initwise.doctor import doctor
-    from initwise.report import render_html
-    from initwise.report.points import phase_points
+    from initwise.report import Page, render_html
+    from initwise.theory_points import phase_diagram, phase_points
 
     diag_before = doctor(before, batch, loss_fn=args.loss, checks="standard")
     diag_after = doctor(after, batch, loss_fn=args.loss, checks="standard")
-    render_html(report, args.html, before=diag_before, after=diag_after,
-                points=phase_points(after, batch[0]),
-                points_before=phase_points(before, batch[0]), labels=("before init", "after init"),
-                data_stats=_stats(data))
+    phase = phase_diagram(phase_points(after, batch[0]), phase_points(before, batch[0]))
+    render_html(Page(init_report=report, before=diag_before, after=diag_after, phase=phase,
+                     labels=("before init", "after init"), data_stats=_stats(data)), args.html)
     print(f"wrote {args.html}", file=out)
 
 

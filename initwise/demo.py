@@ -253,7 +253,7 @@ def run_demo(args: Any, out: TextIO | None = None) -> int:
 def _story(args: Any, out: TextIO, model: nn.Module, train: Any, test_batches: list[Any],
            first: Any, layout: str, prior: float) -> dict[str, Any]:
     from initwise.report import render_terminal
-    from initwise.report.points import phase_points
+    from initwise.theory_points import phase_points
 
     clock = time.perf_counter()
     print("\n== 1. the doctor on torch's default init ==", file=out, flush=True)
@@ -322,8 +322,9 @@ def _summary(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _finish(args: Any, out: TextIO, result: dict[str, Any]) -> None:
-    from initwise.report import render_html
+    from initwise.report import Page, render_html
     from initwise.report.terminal import grid
+    from initwise.theory_points import phase_diagram
 
     summary = _summary(result)
     print("\n== 4. before / after ==", file=out)
@@ -333,14 +334,16 @@ def _finish(args: Any, out: TextIO, result: dict[str, Any]) -> None:
     curves = {"x_label": "training step", "prior": result["label_prior_loss"],
               "loss": {k: (hist[k]["steps"], hist[k]["loss"]) for k in RUNS},
               "accuracy": {k: (hist[k]["acc_steps"], hist[k]["acc"]) for k in RUNS}}
-    render_html(result["_diag"], args.out, title="initwise demo: torch default vs initwise.init",
-                after=result["_diag_fixed"], labels=RUNS, init_report=result["_report"],
-                points=result["_points"][RUNS[1]], points_before=result["_points"][RUNS[0]],
-                curves=curves, summary=summary, data_stats=result["_stats"],
+    page = Page(diagnosis=result["_diag"], after=result["_diag_fixed"], labels=RUNS,
+                title="initwise demo: torch default vs initwise.init",
+                init_report=result["_report"], curves=curves, summary=summary,
+                phase=phase_diagram(result["_points"][RUNS[1]], result["_points"][RUNS[0]]),
+                data_stats=result["_stats"],
                 intro=f"Data: {result['data']['name']} ({result['data']['n_train']} train rows, "
                       f"{result['data']['n_features']} features, {result['data']['n_classes']} "
                       f"classes). Model: {result['model']}. The findings and layer plots are "
                       f"measured at initialization, before training.")
+    render_html(page, args.out)
     print(f"wrote {args.out}", file=out)
     if args.json:
         public = {k: v for k, v in result.items() if not k.startswith("_")}

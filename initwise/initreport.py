@@ -7,10 +7,11 @@ Returned by :func:`initwise.apply` (structural init: ``params`` filled) and :fun
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from initwise.jsonio import dumps, json_safe
 
 __all__ = ["SCHEMA_VERSION", "InitReport", "LayerCalibration", "LossCalibration", "ParamRecord"]
 
@@ -118,14 +119,15 @@ class InitReport:
         raise KeyError(f"no calibrated layer {module!r} in this report.")
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict (non-finite floats become ``None``) with a ``schema`` key."""
+        """A JSON-safe dict (:func:`initwise.jsonio.json_safe`: NaN becomes ``None``, +-inf the
+        strings ``"inf"`` / ``"-inf"``) with a ``schema`` key."""
         d = asdict(self)
         d["schema"] = SCHEMA_VERSION
-        return _json_safe(d)
+        return json_safe(d)
 
     def to_json(self, indent: int | None = 2) -> str:
         """JSON text of :meth:`to_dict`."""
-        return json.dumps(self.to_dict(), indent=indent)
+        return dumps(self.to_dict(), indent=indent)
 
     def table(self) -> str:
         """Plain-text tables of parameters, calibrated layers and the loss."""
@@ -188,13 +190,3 @@ def _grid(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     sep = "  ".join("-" * w for w in widths)
     body = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     return "\n".join([line, sep, *body])
-
-
-def _json_safe(x: Any) -> Any:
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    return x

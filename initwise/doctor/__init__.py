@@ -1,8 +1,10 @@
 """initwise.doctor: a checklist that says why a network will not learn, and fixes it.
 
 ``doctor(model, batch)`` probes one batch (hooks reduce each layer to per-unit sums), runs the
-registered checks and returns a :class:`Diagnosis` of :class:`Finding` s with stable codes
+registered checks (:class:`Check` values in a :class:`CheckRegistry`; :func:`run_checks` runs
+them on measurements) and returns a :class:`Diagnosis` of :class:`Finding` s with stable codes
 (:data:`CHECK_CODES`). The model, its buffers, gradients, optimizer and the RNG are unchanged.
+Findings are plain data: an automatic fix is named by ``fix_id`` (:func:`register_fix`).
 
 The package itself is callable, so ``initwise.doctor(model, batch)`` and
 ``initwise.doctor.register_check(...)`` both work without shadowing one another.
@@ -12,22 +14,42 @@ import sys
 import types
 from typing import Any
 
+from initwise.doctor.check import Check
 from initwise.doctor.core import doctor
 from initwise.doctor.diagnosis import SCHEMA_VERSION, Diagnosis, LayerStats, UnhealthyModelError
 from initwise.doctor.findings import Finding
-from initwise.doctor.registry import CHECK_CODES, PRESETS, CheckContext, register_check
+from initwise.doctor.fixes import INIT_FIX, get_fix, register_fix, unregister_fix
+from initwise.doctor.registry import (
+    CHECK_CODES,
+    CHECKS,
+    PRESETS,
+    CheckRegistry,
+    register_check,
+    registered_checks,
+    run_checks,
+    unregister_check,
+)
 
 __all__ = [
+    "CHECKS",
     "CHECK_CODES",
+    "INIT_FIX",
     "PRESETS",
     "SCHEMA_VERSION",
-    "CheckContext",
+    "Check",
+    "CheckRegistry",
     "Diagnosis",
     "Finding",
     "LayerStats",
     "UnhealthyModelError",
     "doctor",
+    "get_fix",
     "register_check",
+    "register_fix",
+    "registered_checks",
+    "run_checks",
+    "unregister_check",
+    "unregister_fix",
 ]
 
 

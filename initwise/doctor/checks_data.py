@@ -11,9 +11,10 @@ from collections.abc import Iterable
 
 import torch
 
+from initwise.doctor.check import Check
 from initwise.doctor.findings import Finding
-from initwise.doctor.fixes import DATAINIT_FIX, DATAINIT_SNIPPET
-from initwise.doctor.registry import CheckContext
+from initwise.doctor.fixes import DATAINIT_SNIPPET, INIT_FIX
+from initwise.measure import Measurements
 
 __all__ = ["DATA_CHECKS"]
 
@@ -28,23 +29,26 @@ IMBALANCE_WARN = 20.0
 IMBALANCE_INFO = 5.0
 
 
-def check_nonfinite(ctx: CheckContext) -> Iterable[Finding]:
+def check_nonfinite(ctx: Measurements) -> Iterable[Finding]:
     """data.nonfinite: any NaN/Inf among the inputs (always an error; nothing to calibrate)."""
     p = ctx.data
     if p.nonfinite:
         yield Finding(
-            "data.nonfinite", "error", "data",
-            f"{p.nonfinite} NaN/Inf value(s) in the inputs (features {p.nonfinite_features}); "
+            check="data.nonfinite",
+            severity="error",
+            where="data",
+            evidence=f"{p.nonfinite} NaN/Inf value(s) in the inputs (features "
+            f"{p.nonfinite_features}); "
             f"expected 0.",
-            "One NaN input makes every activation and gradient it touches NaN; training "
+            why="One NaN input makes every activation and gradient it touches NaN; training "
             "diverges at the first step.",
-            "Impute or drop the non-finite values before training.",
-            "X = np.nan_to_num(X, nan=0.0, posinf=0.0, neginf=0.0)",
-            {"count": p.nonfinite, "features": p.nonfinite_features},
+            fix="Impute or drop the non-finite values before training.",
+            fix_code="X = np.nan_to_num(X, nan=0.0, posinf=0.0, neginf=0.0)",
+            metrics={"count": p.nonfinite, "features": p.nonfinite_features},
         )
 
 
-def _first_weight(ctx: CheckContext) -> torch.Tensor | None:
+def _first_weight(ctx: Measurements) -> torch.Tensor | None:
     if ctx.first_layer is None:
         return None
     module = ctx.facts[ctx.first_layer].module
@@ -57,7 +61,7 @@ def _first_weight(ctx: CheckContext) -> torch.Tensor | None:
     return None
 
 
-def check_unscaled(ctx: CheckContext) -> Iterable[Finding]:
+def check_unscaled(ctx: Measurements) -> Iterable[Finding]:
     """data.unscaled: dense features far from unit scale that the first layer does not absorb.
 
     Data condition: max feature std > 30, or max/median std > 100 (the zoo's healthy dense
@@ -95,20 +99,25 @@ def check_unscaled(ctx: CheckContext) -> Iterable[Finding]:
         return  # e.g. a convolution whose weights already absorb the pixel scale
     severity = "error" if smax > 1e3 * max(smed, 1.0) or smax > 1e4 else "warning"
     yield Finding(
-        "data.unscaled", severity, ctx.first_layer or "data",
-        f"feature std ranges up to {smax:.3g} (median {smed:.3g}); expected within ~[0.1, 10] "
+        check="data.unscaled",
+        severity=severity,
+        where=ctx.first_layer or "data",
+        evidence=f"feature std ranges up to {smax:.3g} (median {smed:.3g}); expected within "
+        "~[0.1, 10] "
         f"after standardization"
         + (f"; first-layer pre-activation std {metrics['first_pre_std']:.3g}"
            if "first_pre_std" in metrics else "") + ".",
-        "Weight scales assume unit-scale inputs (He et al. 2015, arXiv:1502.01852); a few "
+        why="Weight scales assume unit-scale inputs (He et al. 2015, arXiv:1502.01852); a few "
         "huge columns dominate every pre-activation and the loss, so the network learns nothing.",
-        "Standardize the features, or let initwise add an input standardization to the first "
+        fix="Standardize the features, or let initwise add an input standardization to the first "
         "layer.",
-        DATAINIT_SNIPPET, metrics, DATAINIT_FIX,
+        fix_code=DATAINIT_SNIPPET,
+        metrics=metrics,
+        fix_id=INIT_FIX,
     )
 
 
-def check_uncentered(ctx: CheckContext) -> Iterable[Finding]:
+def check_uncentered(ctx: Measurements) -> Iterable[Finding]:
     """data.uncentered: dense inputs whose mean carries most of their energy, not absorbed.
 
     Data condition: ||mean||^2 / E||x||^2 > 0.8 (healthy zoo setups <= 0.05; inputs N(10, 1):
@@ -130,20 +139,25 @@ def check_uncentered(ctx: CheckContext) -> Iterable[Finding]:
             if first.signal_fraction >= UNCENTERED_SIGNAL:
                 return
     yield Finding(
-        "data.uncentered", "warning", ctx.first_layer or "data",
-        f"the feature mean carries {p.common_mode:.0%} of the input energy (expected < 80%)"
+        check="data.uncentered",
+        severity="warning",
+        where=ctx.first_layer or "data",
+        evidence=f"the feature mean carries {p.common_mode:.0%} of the input energy (expected < "
+        "80%)"
         + (f"; first-layer signal fraction {metrics['first_signal_fraction']:.3g} "
            f"(expected >= {UNCENTERED_SIGNAL})" if "first_signal_fraction" in metrics else "")
         + ".",
-        "With a large common mode every first-layer unit sees nearly the same input on every "
+        why="With a large common mode every first-layer unit sees nearly the same input on every "
         "sample: ReLU units are on or off for the whole batch and gradients share one direction "
         "(LeCun et al. 1998, Efficient BackProp).",
-        "Center the features, or let initwise fold the centering into the first layer's bias.",
-        DATAINIT_SNIPPET, metrics, DATAINIT_FIX,
+        fix="Center the features, or let initwise fold the centering into the first layer's bias.",
+        fix_code=DATAINIT_SNIPPET,
+        metrics=metrics,
+        fix_id=INIT_FIX,
     )
 
 
-def check_sparse_fan_in(ctx: CheckContext) -> Iterable[Finding]:
+def check_sparse_fan_in(ctx: Measurements) -> Iterable[Finding]:
     """data.sparse_fan_in: a sparse input's first layer whose rows are large random vectors.
 
     On sparse rows (k non-zeros out of n features) a first layer initialized as N(0, 1) (the
@@ -161,21 +175,24 @@ def check_sparse_fan_in(ctx: CheckContext) -> Iterable[Finding]:
         return
     n = p.n_features or getattr(ctx.facts[first.name].module, "num_embeddings", None)
     yield Finding(
-        "data.sparse_fan_in", "warning", first.name,
-        f"first layer on sparse input ({p.nnz_per_row:.3g} non-zeros per row of {n} features) "
+        check="data.sparse_fan_in",
+        severity="warning",
+        where=first.name,
+        evidence=f"first layer on sparse input ({p.nnz_per_row:.3g} non-zeros per row of {n} "
+        "features) "
         f"has pre-activation std {first.pre_std:.3g}; expected <= {SPARSE_PRE_STD}.",
-        "With k non-zeros per row the effective fan-in is k, not n: a large per-feature weight "
+        why="With k non-zeros per row the effective fan-in is k, not n: a large per-feature weight "
         "turns each row into a sum of k big random vectors that rare features cannot unlearn "
         "(measured in initwise FINDINGS.md 1; Glorot & Bengio 2010 for the fan-in rule).",
-        "Initialize the sparse first layer from its data (initwise.init), or with a small "
+        fix="Initialize the sparse first layer from its data (initwise.init), or with a small "
         "per-feature scale such as Kaiming on the (out, in) view.",
-        DATAINIT_SNIPPET,
-        {"pre_std": first.pre_std, "nnz_per_row": p.nnz_per_row, "n_features": n},
-        DATAINIT_FIX,
+        fix_code=DATAINIT_SNIPPET,
+        metrics={"pre_std": first.pre_std, "nnz_per_row": p.nnz_per_row, "n_features": n},
+        fix_id=INIT_FIX,
     )
 
 
-def check_constant_feature(ctx: CheckContext) -> Iterable[Finding]:
+def check_constant_feature(ctx: Measurements) -> Iterable[Finding]:
     """data.constant_feature: dense columns constant over the batch.
 
     Info for a few (normal for one-hot columns absent from a batch); warning when >= 50 % of
@@ -190,18 +207,21 @@ def check_constant_feature(ctx: CheckContext) -> Iterable[Finding]:
         return
     frac = const.numel() / max(p.n_features or 1, 1)
     yield Finding(
-        "data.constant_feature", "warning" if frac >= CONSTANT_WARN else "info", "data",
-        f"{const.numel()} of {p.n_features} features ({frac:.0%}) are constant over the batch "
+        check="data.constant_feature",
+        severity="warning" if frac >= CONSTANT_WARN else "info",
+        where="data",
+        evidence=f"{const.numel()} of {p.n_features} features ({frac:.0%}) are constant over the "
+        "batch "
         f"(e.g. {const[:5].tolist()}); expected < {CONSTANT_WARN:.0%}.",
-        "Constant columns carry no information but count in the fan-in, so fan-in-based "
+        why="Constant columns carry no information but count in the fan-in, so fan-in-based "
         "inits under-scale the layer by sqrt(live fraction).",
-        "Drop the constant columns (or confirm they vary on the full data).",
-        "X = X[:, X.std(0) > 0]",
-        {"count": int(const.numel()), "fraction": frac},
+        fix="Drop the constant columns (or confirm they vary on the full data).",
+        fix_code="X = X[:, X.std(0) > 0]",
+        metrics={"count": int(const.numel()), "fraction": frac},
     )
 
 
-def _class_counts(ctx: CheckContext) -> torch.Tensor | None:
+def _class_counts(ctx: Measurements) -> torch.Tensor | None:
     t = torch.as_tensor(ctx.targets).detach().cpu()
     if ctx.loss_kind == "ce":
         flat = t.reshape(-1).long()
@@ -213,7 +233,7 @@ def _class_counts(ctx: CheckContext) -> torch.Tensor | None:
     return None
 
 
-def check_label_imbalance(ctx: CheckContext) -> Iterable[Finding]:
+def check_label_imbalance(ctx: Measurements) -> Iterable[Finding]:
     """data.label_imbalance: majority/minority class ratio in the batch (classification only).
 
     Warning at >= 20 : 1, info at >= 5 : 1. Uniform labels in the zoo's healthy batches (32-256
@@ -232,24 +252,35 @@ def check_label_imbalance(ctx: CheckContext) -> Iterable[Finding]:
     if ratio < IMBALANCE_INFO:
         return
     yield Finding(
-        "data.label_imbalance", "warning" if ratio >= IMBALANCE_WARN else "info", "data",
-        f"majority/minority class ratio {ratio:.3g} : 1 in the batch; expected < "
+        check="data.label_imbalance",
+        severity="warning" if ratio >= IMBALANCE_WARN else "info",
+        where="data",
+        evidence=f"majority/minority class ratio {ratio:.3g} : 1 in the batch; expected < "
         f"{IMBALANCE_WARN:.0f} : 1.",
-        "A rare class contributes little gradient; with a zero output bias the initial loss "
+        why="A rare class contributes little gradient; with a zero output bias the initial loss "
         "is far above the label-prior entropy (Karpathy 2019, 'A Recipe for Training Neural "
         "Networks').",
-        "Set the output bias to the log label prior (initwise.init does) and consider class "
+        fix="Set the output bias to the log label prior (initwise.init does) and consider class "
         "weights or resampling.",
-        "loss = nn.CrossEntropyLoss(weight=1.0 / class_counts)",
-        {"ratio": ratio, "counts": [int(c) for c in counts.tolist()[:50]]},
+        fix_code="loss = nn.CrossEntropyLoss(weight=1.0 / class_counts)",
+        metrics={"ratio": ratio, "counts": [int(c) for c in counts.tolist()[:50]]},
     )
 
 
+_BOTH = frozenset({"init", "train"})
+
+#: The data checks. ``phase``: the batch's own properties (non-finite values, constant
+#: features, label imbalance) matter during training too; scale, centering and sparse fan-in
+#: compare the data with the first layer's *initial* weights, so they run at init only.
 DATA_CHECKS = (
-    ("data.nonfinite", check_nonfinite),
-    ("data.unscaled", check_unscaled),
-    ("data.uncentered", check_uncentered),
-    ("data.sparse_fan_in", check_sparse_fan_in),
-    ("data.constant_feature", check_constant_feature),
-    ("data.label_imbalance", check_label_imbalance),
+    Check(name="initwise.data_nonfinite", codes=("data.nonfinite",), fn=check_nonfinite,
+          phase=_BOTH),
+    Check(name="initwise.data_unscaled", codes=("data.unscaled",), fn=check_unscaled),
+    Check(name="initwise.data_uncentered", codes=("data.uncentered",), fn=check_uncentered),
+    Check(name="initwise.data_sparse_fan_in", codes=("data.sparse_fan_in",),
+          fn=check_sparse_fan_in),
+    Check(name="initwise.data_constant_feature", codes=("data.constant_feature",),
+          fn=check_constant_feature, phase=_BOTH),
+    Check(name="initwise.data_label_imbalance", codes=("data.label_imbalance",),
+          fn=check_label_imbalance, phase=_BOTH),
 )

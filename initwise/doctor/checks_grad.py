@@ -12,9 +12,10 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
+from initwise.doctor.check import Check
 from initwise.doctor.findings import Finding
-from initwise.doctor.fixes import DATAINIT_FIX, DATAINIT_SNIPPET, depth_fix
-from initwise.doctor.registry import CheckContext
+from initwise.doctor.fixes import DATAINIT_SNIPPET, INIT_FIX, depth_fix
+from initwise.measure import Measurements
 
 __all__ = ["GRAD_CHECKS"]
 
@@ -25,7 +26,7 @@ LOST_WARN = 0.5
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
-def check_grad_none(ctx: CheckContext) -> Iterable[Finding]:
+def check_grad_none(ctx: Measurements) -> Iterable[Finding]:
     """grad.none: trainable parameters that receive no gradient from the loss.
 
     Exact (autograd reports them as unused): no threshold. Frozen parameters
@@ -38,19 +39,21 @@ def check_grad_none(ctx: CheckContext) -> Iterable[Finding]:
         return
     n_el = sum(ctx.params[n].numel() for n in missing)
     yield Finding(
-        "grad.none", "warning", missing[0].rsplit(".", 1)[0] or "model",
-        f"{len(missing)} trainable parameter(s) ({n_el} values) get no gradient: "
+        check="grad.none",
+        severity="warning",
+        where=missing[0].rsplit(".", 1)[0] or "model",
+        evidence=f"{len(missing)} trainable parameter(s) ({n_el} values) get no gradient: "
         f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}; expected none.",
-        "A parameter outside the loss's autograd graph never trains (an unused or detached "
+        why="A parameter outside the loss's autograd graph never trains (an unused or detached "
         "branch, or a module called under no_grad).",
-        "Use the branch in forward(), remove it, or freeze it explicitly "
+        fix="Use the branch in forward(), remove it, or freeze it explicitly "
         "(requires_grad_(False)).",
-        "for n, p in model.named_parameters():\n    if p.grad is None: print(n)",
-        {"parameters": missing[:50], "values": n_el},
+        fix_code="for n, p in model.named_parameters():\n    if p.grad is None: print(n)",
+        metrics={"parameters": missing[:50], "values": n_el},
     )
 
 
-def _grad_chain(ctx: CheckContext) -> list[tuple[str, float]]:
+def _grad_chain(ctx: Measurements) -> list[tuple[str, float]]:
     # A zero-initialized layer (zero head, SkipInit/Fixup branch ends) blocks the gradient to
     # the layers before it at step 0 by design: their zero gradients are not a finding.
     zero_init = any(s.weight_norm == 0.0 for s in ctx.layers if s.kind in GRAD_KINDS)
@@ -66,7 +69,7 @@ def _grad_chain(ctx: CheckContext) -> list[tuple[str, float]]:
     return out
 
 
-def _body(ctx: CheckContext, chain: list[tuple[str, float]]) -> list[tuple[str, float]]:
+def _body(ctx: Measurements, chain: list[tuple[str, float]]) -> list[tuple[str, float]]:
     """``chain`` without the output layer(s): from the graph, else the last weight layer run."""
     outs = {s.name for s in ctx.layers if s.is_output}
     if not outs:
@@ -74,7 +77,7 @@ def _body(ctx: CheckContext, chain: list[tuple[str, float]]) -> list[tuple[str, 
     return [c for c in chain if c[0] not in outs]
 
 
-def check_grad_scale(ctx: CheckContext) -> Iterable[Finding]:
+def check_grad_scale(ctx: Measurements) -> Iterable[Finding]:
     """grad.vanishing / grad.exploding: relative weight gradients ||dL/dW|| / ||W|| by depth.
 
     Ratio of a layer's relative gradient to the largest (vanishing) / smallest (exploding)
@@ -100,12 +103,17 @@ def check_grad_scale(ctx: CheckContext) -> Iterable[Finding]:
         return
     if all(v == 0 for _, v in full):
         yield Finding(
-            "grad.vanishing", "error", "model",
-            "every weight gradient is exactly zero; expected a non-zero gradient.",
-            "No gradient reaches any layer: the network cannot learn (dead units, a zero "
+            check="grad.vanishing",
+            severity="error",
+            where="model",
+            evidence="every weight gradient is exactly zero; expected a non-zero gradient.",
+            why="No gradient reaches any layer: the network cannot learn (dead units, a zero "
             "output layer, or a detached graph).",
-            "Check units.dead findings and the output layer; calibrate on data "
-            "(initwise.init).", DATAINIT_SNIPPET, {"relative_grad": dict(full)}, DATAINIT_FIX,
+            fix="Check units.dead findings and the output layer; calibrate on data "
+            "(initwise.init).",
+            fix_code=DATAINIT_SNIPPET,
+            metrics={"relative_grad": dict(full)},
+            fix_id=INIT_FIX,
         )
         return
     chain = _body(ctx, full)
@@ -125,24 +133,37 @@ def check_grad_scale(ctx: CheckContext) -> Iterable[Finding]:
     auto, note = depth_fix({s.activation for s in ctx.layers})
     if worst_v[0] is not None and worst_v[1] < GRAD_VANISH:
         yield Finding(
-            "grad.vanishing", "warning", worst_v[0],
-            f"relative gradient ||dL/dW||/||W|| at {worst_v[0]} is {worst_v[1]:.2g} x that of "
-            f"a later layer (expected >= {GRAD_VANISH:g}).", why,
-            "Use an init at the critical point for the activation (Kaiming for ReLU, "
+            check="grad.vanishing",
+            severity="warning",
+            where=worst_v[0],
+            evidence=f"relative gradient ||dL/dW||/||W|| at {worst_v[0]} is {worst_v[1]:.2g} x "
+            "that of "
+            f"a later layer (expected >= {GRAD_VANISH:g}).",
+            why=why,
+            fix="Use an init at the critical point for the activation (Kaiming for ReLU, "
             "Xavier/LeCun for tanh) or calibrate on data (initwise.init)." + note,
-            DATAINIT_SNIPPET, metrics, auto,
+            fix_code=DATAINIT_SNIPPET,
+            metrics=metrics,
+            fix_id=auto,
         )
     if worst_e[0] is not None and worst_e[1] > GRAD_EXPLODE:
         yield Finding(
-            "grad.exploding", "warning", worst_e[0],
-            f"relative gradient ||dL/dW||/||W|| at {worst_e[0]} is {worst_e[1]:.3g} x that of "
-            f"a later layer (expected <= {GRAD_EXPLODE:g}).", why,
-            "Reduce the weight scale to the critical gain (chaotic phase), or calibrate on "
-            "data (initwise.init)." + note, DATAINIT_SNIPPET, metrics, auto,
+            check="grad.exploding",
+            severity="warning",
+            where=worst_e[0],
+            evidence=f"relative gradient ||dL/dW||/||W|| at {worst_e[0]} is {worst_e[1]:.3g} x "
+            "that of "
+            f"a later layer (expected <= {GRAD_EXPLODE:g}).",
+            why=why,
+            fix="Reduce the weight scale to the critical gain (chaotic phase), or calibrate on "
+            "data (initwise.init)." + note,
+            fix_code=DATAINIT_SNIPPET,
+            metrics=metrics,
+            fix_id=auto,
         )
 
 
-def check_update_ratio(ctx: CheckContext) -> Iterable[Finding]:
+def check_update_ratio(ctx: Measurements) -> Iterable[Finding]:
     """update.ratio: ||delta W|| / ||W|| of one optimizer step (on a copy), weights only.
 
     Rule of thumb ~1e-3 (Karpathy, CS231n). Healthy zoo setups (SGD 0.01-0.1, Adam 1e-3)
@@ -162,26 +183,34 @@ def check_update_ratio(ctx: CheckContext) -> Iterable[Finding]:
     lr_snippet = "for g in optimizer.param_groups:\n    g['lr'] *= 0.1"
     if worst[1] > UPDATE_WARN or blown:
         yield Finding(
-            "update.ratio", "error" if worst[1] > UPDATE_ERROR or blown else "warning",
-            worst[0] or "model",
-            f"one optimizer step changes {worst[0]} by {worst[1]:.3g} of its norm (expected "
+            check="update.ratio",
+            severity="error" if worst[1] > UPDATE_ERROR or blown else "warning",
+            where=worst[0] or "model",
+            evidence=f"one optimizer step changes {worst[0]} by {worst[1]:.3g} of its norm "
+            "(expected "
             f"~1e-3, <= {UPDATE_WARN}); loss {before if before is None else f'{before:.4g}'} "
             f"-> {after if after is None else f'{after:.4g}'} after the step.",
-            "Updates much larger than ~1e-3 of the weights overwrite the init in one step and "
+            why="Updates much larger than ~1e-3 of the weights overwrite the init in one step and "
             "diverge (Karpathy, CS231n 'ratio of updates to values').",
-            "Lower the learning rate (or add warm-up).", lr_snippet, metrics,
+            fix="Lower the learning rate (or add warm-up).",
+            fix_code=lr_snippet,
+            metrics=metrics,
         )
     elif ratios and worst[1] < UPDATE_TINY:
         yield Finding(
-            "update.ratio", "warning", (worst[0] or "model").rsplit(".", 1)[0],
-            f"the largest update/weight ratio is {worst[1]:.2g} (expected ~1e-3, >= "
+            check="update.ratio",
+            severity="warning",
+            where=(worst[0] or "model").rsplit(".", 1)[0],
+            evidence=f"the largest update/weight ratio is {worst[1]:.2g} (expected ~1e-3, >= "
             f"{UPDATE_TINY:g}); the step changes nothing.",
-            "Updates far below 1e-3 of the weights mean the learning rate is effectively zero.",
-            "Raise the learning rate.", lr_snippet, metrics,
+            why="Updates far below 1e-3 of the weights mean the learning rate is effectively zero.",
+            fix="Raise the learning rate.",
+            fix_code=lr_snippet,
+            metrics=metrics,
         )
 
 
-def check_update_missing(ctx: CheckContext) -> Iterable[Finding]:
+def check_update_missing(ctx: Measurements) -> Iterable[Finding]:
     """update.missing: trainable parameters with a gradient that the optimizer does not hold.
 
     Exact (set membership), no threshold: such parameters get gradients and never change --
@@ -194,18 +223,20 @@ def check_update_missing(ctx: CheckContext) -> Iterable[Finding]:
     if not missing:
         return
     yield Finding(
-        "update.missing", "warning", missing[0].rsplit(".", 1)[0] or "model",
-        f"{len(missing)} trainable parameter(s) with a gradient are not in the optimizer: "
+        check="update.missing",
+        severity="warning",
+        where=missing[0].rsplit(".", 1)[0] or "model",
+        evidence=f"{len(missing)} trainable parameter(s) with a gradient are not in the optimizer: "
         f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}; expected none.",
-        "The optimizer only updates the parameters it was given; a module replaced or added "
+        why="The optimizer only updates the parameters it was given; a module replaced or added "
         "after building it keeps its initial weights forever.",
-        "Build the optimizer after the final model (or add_param_group the new parameters).",
-        "optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)",
-        {"parameters": missing[:50]},
+        fix="Build the optimizer after the final model (or add_param_group the new parameters).",
+        fix_code="optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)",
+        metrics={"parameters": missing[:50]},
     )
 
 
-def _estimated_lost(ctx: CheckContext, name: str, p: torch.Tensor, g: torch.Tensor) -> float:
+def _estimated_lost(ctx: Measurements, name: str, p: torch.Tensor, g: torch.Tensor) -> float:
     group = next((gr for gr in ctx.optimizer.param_groups
                   if any(q is p for q in gr["params"])), None)
     if group is None:
@@ -218,7 +249,7 @@ def _estimated_lost(ctx: CheckContext, name: str, p: torch.Tensor, g: torch.Tens
     return float(((step < ulp_half) & nz).sum()) / max(int(nz.sum()), 1)
 
 
-def check_underflow(ctx: CheckContext) -> Iterable[Finding]:
+def check_underflow(ctx: Measurements) -> Iterable[Finding]:
     """dtype.underflow: float16/bfloat16 weights whose updates round away to nothing.
 
     A step smaller than half an ulp of the weight is lost (bf16 has 8 significant bits: a
@@ -244,20 +275,23 @@ def check_underflow(ctx: CheckContext) -> Iterable[Finding]:
         return
     worst = max(bad.items(), key=lambda t: t[1])
     yield Finding(
-        "dtype.underflow", "warning", worst[0].rsplit(".", 1)[0] or "model",
-        f"{worst[1]:.0%} of {worst[0]}'s gradient-carrying elements would not change in "
+        check="dtype.underflow",
+        severity="warning",
+        where=worst[0].rsplit(".", 1)[0] or "model",
+        evidence=f"{worst[1]:.0%} of {worst[0]}'s gradient-carrying elements would not change in "
         f"{ctx.params[worst[0]].dtype} after one step ({len(bad)} parameter(s) affected); "
         f"expected < {LOST_WARN:.0%}.",
-        "Low-precision weights round away updates below half an ulp (2^-9 relative in "
+        why="Low-precision weights round away updates below half an ulp (2^-9 relative in "
         "bfloat16): training silently stalls (Micikevicius et al. 2018, arXiv:1710.03740).",
-        "Keep float32 master weights (torch.autocast for the forward pass) or use "
+        fix="Keep float32 master weights (torch.autocast for the forward pass) or use "
         "stochastic rounding.",
-        "model.float()\nwith torch.autocast('cuda', dtype=torch.bfloat16):\n    loss = ...",
-        {"lost_fraction": bad},
+        fix_code="model.float()\nwith torch.autocast('cuda', dtype=torch.bfloat16):\n    loss = "
+        "...",
+        metrics={"lost_fraction": bad},
     )
 
 
-def check_theory_depth(ctx: CheckContext) -> Iterable[Finding]:
+def check_theory_depth(ctx: Measurements) -> Iterable[Finding]:
     """theory.depth: a plain chain deeper than the mean-field trainable depth (6 xi_c).
 
     For a chain of >= 4 same-activation layers without norm or residual connections,
@@ -297,19 +331,22 @@ def check_theory_depth(ctx: CheckContext) -> Iterable[Finding]:
                "initwise.apply(model, 'critical'); or add normalization / residual connections.")
         code = DATAINIT_SNIPPET
     yield Finding(
-        "theory.depth", "warning", chain[0].name,
-        f"{depth} {act} layers with sigma_w {sw:.3g}, sigma_b {sb:.3g}: deeper than the "
+        check="theory.depth",
+        severity="warning",
+        where=chain[0].name,
+        evidence=f"{depth} {act} layers with sigma_w {sw:.3g}, sigma_b {sb:.3g}: deeper than the "
         f"trainable depth {limit:.3g} the mean-field theory gives for this init.",
-        "Off the edge of chaos, correlations between inputs converge to a fixed point within "
+        why="Off the edge of chaos, correlations between inputs converge to a fixed point within "
         "a few depth scales xi_c; deeper networks are untrainable (Schoenholz et al. 2017, "
         "arXiv:1611.01232).",
-        fix, code,
-        {"depth": depth, "limit": limit, "sigma_w": sw, "sigma_b": sb, "activation": act},
-        auto,
+        fix=fix,
+        fix_code=code,
+        metrics={"depth": depth, "limit": limit, "sigma_w": sw, "sigma_b": sb, "activation": act},
+        fix_id=auto,
     )
 
 
-def _sigmas(ctx: CheckContext, chain: list) -> tuple[float, float]:
+def _sigmas(ctx: Measurements, chain: list) -> tuple[float, float]:
     sws, sbs = [], []
     for s in chain:
         m = ctx.facts[s.name].module
@@ -325,11 +362,22 @@ def _sigmas(ctx: CheckContext, chain: list) -> tuple[float, float]:
     return sws[len(sws) // 2], sbs[len(sbs) // 2]
 
 
+_BOTH = frozenset({"init", "train"})
+_GRAD = frozenset({"forward", "grad"})
+
+#: The backward and step checks (all on measurements of a training step too, except the
+#: theory's depth check, which reads the initial weights' sigma_w, sigma_b).
 GRAD_CHECKS = (
-    ("grad.none", check_grad_none, "standard"),
-    ("grad.vanishing", check_grad_scale, "standard"),
-    ("update.ratio", check_update_ratio, "full"),
-    ("update.missing", check_update_missing, "standard"),
-    ("dtype.underflow", check_underflow, "standard"),
-    ("theory.depth", check_theory_depth, "full"),
+    Check(name="initwise.grad_none", codes=("grad.none",), fn=check_grad_none, needs=_GRAD,
+          phase=_BOTH, preset="standard"),
+    Check(name="initwise.grad_scale", codes=("grad.vanishing", "grad.exploding"),
+          fn=check_grad_scale, needs=_GRAD, phase=_BOTH, preset="standard"),
+    Check(name="initwise.update_ratio", codes=("update.ratio",), fn=check_update_ratio,
+          needs=_GRAD | {"update"}, phase=_BOTH, preset="full"),
+    Check(name="initwise.update_missing", codes=("update.missing",), fn=check_update_missing,
+          needs=_GRAD, phase=_BOTH, preset="standard"),
+    Check(name="initwise.dtype_underflow", codes=("dtype.underflow",), fn=check_underflow,
+          needs=_GRAD, phase=_BOTH, preset="standard"),
+    Check(name="initwise.theory_depth", codes=("theory.depth",), fn=check_theory_depth,
+          needs=frozenset({"forward"}), preset="full"),
 )

@@ -8,10 +8,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from initwise.doctor.check import Check
 from initwise.doctor.diagnosis import LayerStats
 from initwise.doctor.findings import Finding
-from initwise.doctor.fixes import DATAINIT_FIX, DATAINIT_SNIPPET, depth_fix
-from initwise.doctor.registry import CheckContext
+from initwise.doctor.fixes import DATAINIT_SNIPPET, INIT_FIX, depth_fix
+from initwise.measure import Measurements
 
 __all__ = ["SIGNAL_CHECKS", "hidden_chain"]
 
@@ -26,7 +27,7 @@ MISMATCH_RATIO = {"ce": 2.5, "bce": 2.5, "mse": 5.0}
 MISMATCH_EXCESS = 0.25
 
 
-def hidden_chain(ctx: CheckContext) -> list[LayerStats]:
+def hidden_chain(ctx: Measurements) -> list[LayerStats]:
     """Hidden layers whose scale nothing normalizes: in order; not the first layer, the output,
     a residual branch end or a zero-initialized layer."""
     return [
@@ -44,7 +45,7 @@ def _fmt_layers(items: list[tuple[str, float]], fmt: str = ".3g") -> str:
     return shown + (f" (+{len(items) - 5} more)" if len(items) > 5 else "")
 
 
-def check_signal_scale(ctx: CheckContext) -> Iterable[Finding]:
+def check_signal_scale(ctx: Measurements) -> Iterable[Finding]:
     """signal.vanishing / signal.exploding: hidden pre-activation std along depth.
 
     Ratio of a layer's pre-activation std to the largest (vanishing) or smallest (exploding)
@@ -71,27 +72,35 @@ def check_signal_scale(ctx: CheckContext) -> Iterable[Finding]:
            "arXiv:1606.05340; He et al. 2015, arXiv:1502.01852).")
     if worst_v[0] is not None and worst_v[1] < VANISH_RATIO:
         yield Finding(
-            "signal.vanishing", "error" if worst_v[1] < VANISH_RATIO ** 2 else "warning",
-            worst_v[0].name,
-            f"pre-activation std falls to {worst_v[1]:.2g} x its earlier maximum at "
+            check="signal.vanishing",
+            severity="error" if worst_v[1] < VANISH_RATIO ** 2 else "warning",
+            where=worst_v[0].name,
+            evidence=f"pre-activation std falls to {worst_v[1]:.2g} x its earlier maximum at "
             f"{worst_v[0].name} (expected >= {VANISH_RATIO:g}); hidden stds: {profile}.",
-            why, "Use a variance-preserving init for each layer's activation (Kaiming for "
-            "ReLU) or calibrate on data (initwise.init)." + note, DATAINIT_SNIPPET,
-            {"ratio": worst_v[1], "pre_std": [s.pre_std for s in chain]}, auto,
+            why=why,
+            fix="Use a variance-preserving init for each layer's activation (Kaiming for "
+            "ReLU) or calibrate on data (initwise.init)." + note,
+            fix_code=DATAINIT_SNIPPET,
+            metrics={"ratio": worst_v[1], "pre_std": [s.pre_std for s in chain]},
+            fix_id=auto,
         )
     if worst_e[0] is not None and worst_e[1] > EXPLODE_RATIO:
         yield Finding(
-            "signal.exploding", "error" if worst_e[1] > EXPLODE_RATIO ** 2 else "warning",
-            worst_e[0].name,
-            f"pre-activation std grows to {worst_e[1]:.3g} x its earlier minimum at "
+            check="signal.exploding",
+            severity="error" if worst_e[1] > EXPLODE_RATIO ** 2 else "warning",
+            where=worst_e[0].name,
+            evidence=f"pre-activation std grows to {worst_e[1]:.3g} x its earlier minimum at "
             f"{worst_e[0].name} (expected <= {EXPLODE_RATIO:g}); hidden stds: {profile}.",
-            why, "Scale the weights down to the critical gain, or calibrate on data "
-            "(initwise.init)." + note, DATAINIT_SNIPPET,
-            {"ratio": worst_e[1], "pre_std": [s.pre_std for s in chain]}, auto,
+            why=why,
+            fix="Scale the weights down to the critical gain, or calibrate on data "
+            "(initwise.init)." + note,
+            fix_code=DATAINIT_SNIPPET,
+            metrics={"ratio": worst_e[1], "pre_std": [s.pre_std for s in chain]},
+            fix_id=auto,
         )
 
 
-def check_correlation_collapse(ctx: CheckContext) -> Iterable[Finding]:
+def check_correlation_collapse(ctx: Measurements) -> Iterable[Finding]:
     """signal.correlation_collapse: every sample maps to (nearly) the same representation.
 
     Signal fraction = sum of per-unit variances / sum of per-unit second moments
@@ -108,17 +117,23 @@ def check_correlation_collapse(ctx: CheckContext) -> Iterable[Finding]:
     worst = min(bad, key=lambda t: t[1])
     auto, note = depth_fix({s.activation for s in chain})
     yield Finding(
-        "signal.correlation_collapse", "warning", worst[0],
-        f"signal fraction (1 - mean correlation between samples) {_fmt_layers(bad)}; expected "
+        check="signal.correlation_collapse",
+        severity="warning",
+        where=worst[0],
+        evidence=f"signal fraction (1 - mean correlation between samples) {_fmt_layers(bad)}; "
+        "expected "
         f">= {COLLAPSE_FRACTION}.",
-        "In the ordered phase, or with large biases, all inputs converge to one representation "
+        why="In the ordered phase, or with large biases, all inputs converge to one representation "
         "and the network cannot tell samples apart (Schoenholz et al. 2017, arXiv:1611.01232).",
-        "Lower the bias scale / center the inputs, or calibrate on data (initwise.init)."
-        + note, DATAINIT_SNIPPET, {"signal_fraction": dict(bad)}, auto,
+        fix="Lower the bias scale / center the inputs, or calibrate on data (initwise.init)."
+        + note,
+        fix_code=DATAINIT_SNIPPET,
+        metrics={"signal_fraction": dict(bad)},
+        fix_id=auto,
     )
 
 
-def check_dead(ctx: CheckContext) -> Iterable[Finding]:
+def check_dead(ctx: Measurements) -> Iterable[Finding]:
     """units.dead: ReLU-family units never active on ANY sample of the batch.
 
     Half-zero outputs are healthy ReLU behaviour; only units with max over the batch <= 0
@@ -138,18 +153,22 @@ def check_dead(ctx: CheckContext) -> Iterable[Finding]:
         return
     worst = max(frac for _, frac in bad)
     yield Finding(
-        "units.dead", "error" if worst >= DEAD_ERROR else "warning", bad[0][0],
-        f"fraction of units never active on any of {ctx.data.n_rows} samples: "
+        check="units.dead",
+        severity="error" if worst >= DEAD_ERROR else "warning",
+        where=bad[0][0],
+        evidence=f"fraction of units never active on any of {ctx.data.n_rows} samples: "
         f"{_fmt_layers(bad, '.0%')}; expected < {DEAD_WARN:.0%}.",
-        "A ReLU unit that is negative on every input gets zero gradient and never recovers "
+        why="A ReLU unit that is negative on every input gets zero gradient and never recovers "
         "(Lu et al. 2019, arXiv:1903.06733 'Dying ReLU and Initialization').",
-        "Remove large negative biases / center the inputs, or calibrate on data "
-        "(initwise.init revives dead units).", DATAINIT_SNIPPET,
-        {"dead_fraction": dict(bad)}, DATAINIT_FIX,
+        fix="Remove large negative biases / center the inputs, or calibrate on data "
+        "(initwise.init revives dead units).",
+        fix_code=DATAINIT_SNIPPET,
+        metrics={"dead_fraction": dict(bad)},
+        fix_id=INIT_FIX,
     )
 
 
-def check_saturated(ctx: CheckContext) -> Iterable[Finding]:
+def check_saturated(ctx: Measurements) -> Iterable[Finding]:
     """units.saturated: tanh/sigmoid-family inputs in the flat region (phi' < 0.1 max phi').
 
     Healthy zoo tanh nets (torch's 5/3 gain, LeCun) measure <= 11.2 % saturated elements;
@@ -162,19 +181,22 @@ def check_saturated(ctx: CheckContext) -> Iterable[Finding]:
         return
     worst = max(v for _, v in bad)
     yield Finding(
-        "units.saturated", "error" if worst > SAT_ERROR else "warning",
-        max(bad, key=lambda t: t[1])[0],
-        f"fraction of saturated pre-activations: {_fmt_layers(bad, '.0%')}; expected <= "
+        check="units.saturated",
+        severity="error" if worst > SAT_ERROR else "warning",
+        where=max(bad, key=lambda t: t[1])[0],
+        evidence=f"fraction of saturated pre-activations: {_fmt_layers(bad, '.0%')}; expected <= "
         f"{SAT_WARN:.0%}.",
-        "Saturated units pass almost no gradient (Glorot & Bengio 2010, 'Understanding the "
+        why="Saturated units pass almost no gradient (Glorot & Bengio 2010, 'Understanding the "
         "difficulty of training deep feedforward neural networks').",
-        "Reduce the weight scale to the activation's gain (Xavier/LeCun), or calibrate on "
-        "data (initwise.init).", DATAINIT_SNIPPET,
-        {"saturated_fraction": dict(bad)}, DATAINIT_FIX,
+        fix="Reduce the weight scale to the activation's gain (Xavier/LeCun), or calibrate on "
+        "data (initwise.init).",
+        fix_code=DATAINIT_SNIPPET,
+        metrics={"saturated_fraction": dict(bad)},
+        fix_id=INIT_FIX,
     )
 
 
-def check_logit_scale(ctx: CheckContext) -> Iterable[Finding]:
+def check_logit_scale(ctx: Measurements) -> Iterable[Finding]:
     """output.logit_scale: logits so large that the softmax/sigmoid is saturated at init.
 
     Per-sample std of the logits across classes (CE) or overall std (BCE). Healthy zoo heads
@@ -187,20 +209,24 @@ def check_logit_scale(ctx: CheckContext) -> Iterable[Finding]:
     if scale <= LOGIT_WARN:
         return
     yield Finding(
-        "output.logit_scale", "error" if scale > LOGIT_ERROR else "warning",
-        ctx.output.get("layer") or "model",
-        f"logit std {scale:.3g} at init ({ctx.output.get('source', 'output')}); expected <= "
+        check="output.logit_scale",
+        severity="error" if scale > LOGIT_ERROR else "warning",
+        where=ctx.output.get("layer") or "model",
+        evidence=f"logit std {scale:.3g} at init ({ctx.output.get('source', 'output')}); "
+        "expected <= "
         f"{LOGIT_WARN:g}.",
-        "Large initial logits make confident random predictions: the loss starts far above "
+        why="Large initial logits make confident random predictions: the loss starts far above "
         "log(C) and the first steps only undo the scale (Karpathy 2019, 'A Recipe for "
         "Training Neural Networks').",
-        "Scale the output layer down and set its bias to the log label prior "
-        "(initwise.init calibrates the output).", DATAINIT_SNIPPET,
-        {"logit_std": scale}, DATAINIT_FIX,
+        fix="Scale the output layer down and set its bias to the log label prior "
+        "(initwise.init calibrates the output).",
+        fix_code=DATAINIT_SNIPPET,
+        metrics={"logit_std": scale},
+        fix_id=INIT_FIX,
     )
 
 
-def check_loss(ctx: CheckContext) -> Iterable[Finding]:
+def check_loss(ctx: Measurements) -> Iterable[Finding]:
     """loss.nonfinite and loss.init_mismatch: the loss at init against the label prior.
 
     The best constant predictor's loss (label-prior entropy for CE/BCE, target variance for
@@ -216,12 +242,16 @@ def check_loss(ctx: CheckContext) -> Iterable[Finding]:
         return
     if not math.isfinite(ctx.loss0):
         yield Finding(
-            "loss.nonfinite", "error", "loss",
-            f"loss at init is {ctx.loss0}; expected a finite number.",
-            "A non-finite loss gives non-finite gradients: the first step destroys the weights.",
-            "Find the NaN/Inf source: inputs (data.nonfinite), overflowing activations, or "
-            "log(0) in a custom loss.", "torch.autograd.set_detect_anomaly(True)",
-            {"loss": str(ctx.loss0)},
+            check="loss.nonfinite",
+            severity="error",
+            where="loss",
+            evidence=f"loss at init is {ctx.loss0}; expected a finite number.",
+            why="A non-finite loss gives non-finite gradients: the first step destroys the "
+            "weights.",
+            fix="Find the NaN/Inf source: inputs (data.nonfinite), overflowing activations, or "
+            "log(0) in a custom loss.",
+            fix_code="torch.autograd.set_detect_anomaly(True)",
+            metrics={"loss": str(ctx.loss0)},
         )
         return
     if ctx.prior is None or ctx.loss_kind is None:
@@ -232,24 +262,36 @@ def check_loss(ctx: CheckContext) -> Iterable[Finding]:
     if ratio <= MISMATCH_RATIO[ctx.loss_kind] or excess <= floor:
         return
     yield Finding(
-        "loss.init_mismatch", "error" if ratio > 10 * MISMATCH_RATIO[ctx.loss_kind] else
-        "warning", "loss",
-        f"{ctx.loss_kind} loss at init {ctx.loss0:.4g} vs the label-prior loss "
+        check="loss.init_mismatch",
+        severity="error" if ratio > 10 * MISMATCH_RATIO[ctx.loss_kind] else
+        "warning",
+        where="loss",
+        evidence=f"{ctx.loss_kind} loss at init {ctx.loss0:.4g} vs the label-prior loss "
         f"{ctx.prior:.4g} (ratio {ratio:.3g}; expected <= {MISMATCH_RATIO[ctx.loss_kind]:g}).",
-        "A well-initialized model starts at the loss of the best constant predictor; the "
+        why="A well-initialized model starts at the loss of the best constant predictor; the "
         "excess is spent in the first steps undoing the init (Karpathy 2019, 'A Recipe for "
         "Training Neural Networks': verify loss @ init).",
-        "Set the output bias to the log label prior (mean target for MSE) and keep the output "
-        "small, or let initwise calibrate the output layer.", DATAINIT_SNIPPET,
-        {"loss": ctx.loss0, "prior": ctx.prior, "ratio": ratio}, DATAINIT_FIX,
+        fix="Set the output bias to the log label prior (mean target for MSE) and keep the output "
+        "small, or let initwise calibrate the output layer.",
+        fix_code=DATAINIT_SNIPPET,
+        metrics={"loss": ctx.loss0, "prior": ctx.prior, "ratio": ratio},
+        fix_id=INIT_FIX,
     )
 
 
+_BOTH = frozenset({"init", "train"})
+
+#: The forward checks. ``phase``: signal scale, correlation collapse and dead or saturated
+#: units are failures at any step; the logit scale and the loss against the label prior
+#: describe the *initial* model (trained logits are large on purpose), so they run at init only.
 SIGNAL_CHECKS = (
-    ("signal.vanishing", check_signal_scale),
-    ("signal.correlation_collapse", check_correlation_collapse),
-    ("units.dead", check_dead),
-    ("units.saturated", check_saturated),
-    ("output.logit_scale", check_logit_scale),
-    ("loss.init_mismatch", check_loss),
+    Check(name="initwise.signal_scale", codes=("signal.vanishing", "signal.exploding"),
+          fn=check_signal_scale, phase=_BOTH),
+    Check(name="initwise.correlation_collapse", codes=("signal.correlation_collapse",),
+          fn=check_correlation_collapse, phase=_BOTH),
+    Check(name="initwise.units_dead", codes=("units.dead",), fn=check_dead, phase=_BOTH),
+    Check(name="initwise.units_saturated", codes=("units.saturated",), fn=check_saturated,
+          phase=_BOTH),
+    Check(name="initwise.logit_scale", codes=("output.logit_scale",), fn=check_logit_scale),
+    Check(name="initwise.loss", codes=("loss.nonfinite", "loss.init_mismatch"), fn=check_loss),
 )

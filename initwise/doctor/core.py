@@ -13,32 +13,25 @@ deep copy of (model, optimizer) and one forward of the copy, plus the theory che
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from initwise.doctor.checks_data import DATA_CHECKS
-from initwise.doctor.checks_grad import GRAD_CHECKS
-from initwise.doctor.checks_signal import SIGNAL_CHECKS
+from initwise.doctor.check import Check
 from initwise.doctor.diagnosis import Diagnosis
-from initwise.doctor.registry import PRESETS, register_builtin, registered_checks
+from initwise.doctor.registry import PRESETS, CheckRegistry, run_checks
 from initwise.measure import LayerFacts, Measurements, layer_facts, measure
 from initwise.modelio import check_hookable, model_device, split_batch, to_torch
 from initwise.options import check_on_unknown, check_seed
 from initwise.state import COPY_LIMIT, guarded, seeded_rng
 
-__all__ = ["doctor", "run_checks"]
+__all__ = ["doctor"]
 
 #: What each preset measures.
 PRESET_NEEDS = {"quick": ("forward",), "standard": ("forward", "grad"),
                 "full": ("forward", "grad", "update")}
-
-for _code, _fn in DATA_CHECKS + SIGNAL_CHECKS:
-    register_builtin(_code, _fn, "quick")
-for _code, _fn, _preset in GRAD_CHECKS:
-    register_builtin(_code, _fn, _preset)
 
 
 def _validate(model: Any, checks: Any, on_unknown: Any) -> None:
@@ -61,14 +54,6 @@ def _unknown(facts: Mapping[str, LayerFacts], on_unknown: str) -> str | None:
     return msg
 
 
-def run_checks(m: Measurements, preset: str = "standard") -> list:
-    """Run the registered checks of ``preset`` on measurements ``m``; return their findings."""
-    findings = []
-    for entry in registered_checks(preset):
-        findings.extend(entry.fn(m))
-    return findings
-
-
 def doctor(
     model: nn.Module,
     batch: Any,
@@ -78,6 +63,7 @@ def doctor(
     checks: str = "standard",
     on_unknown: str = "warn",
     seed: int | torch.Generator = 0,
+    registry: CheckRegistry | Iterable[Check] | None = None,
 ) -> Diagnosis:
     """Diagnose why ``model`` will (not) learn on ``batch``; the model is never changed.
 
@@ -95,6 +81,9 @@ def doctor(
         seed: seeds the random draws of the model's own forward (dropout) inside a forked RNG,
             so the same seed gives the same diagnosis and the caller's global RNG state is
             never touched. An int or a ``torch.Generator``. Default 0.
+        registry: the checks to run: a :class:`~initwise.doctor.CheckRegistry` or an iterable
+            of :class:`~initwise.doctor.Check` (their state lives on this run); default None:
+            the registered checks (:data:`initwise.doctor.registry.CHECKS`).
 
     Returns:
         The :class:`Diagnosis`.
@@ -134,7 +123,7 @@ def doctor(
                     needs=PRESET_NEEDS[checks], loss_fn=loss_fn, optimizer=optimizer,
                     facts=facts, preset=checks)
         m.skipped[:0] = notes
-        findings = run_checks(m, checks)
+        findings = run_checks(m, registry, preset=checks)
     return _diagnosis(m, findings)
 
 

@@ -1,17 +1,17 @@
-"""`Diagnosis`: what the doctor measured and found -- plain data with a minimal terminal view.
+"""`Diagnosis`: what the doctor measured and found -- plain data with a minimal text view.
 
-Rich renderers (HTML, tables) live in ``initwise.report`` and read :meth:`Diagnosis.to_dict`
-(schema ``"initwise.diagnosis/1"``).
+Rich renderers (HTML, tables) live in ``initwise.report`` and read the Diagnosis or
+:meth:`Diagnosis.to_dict` (schema ``"initwise.diagnosis/1"``); this module never imports them
+(the dependency runs report -> doctor only). :meth:`Diagnosis.from_dict` reads the JSON back.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from initwise.doctor.findings import SEVERITIES, Finding
+from initwise.jsonio import dumps, json_safe, loads, restore_nonfinite
 from initwise.measure import LayerStats
 
 __all__ = ["SCHEMA_VERSION", "Diagnosis", "LayerStats", "UnhealthyModelError"]
@@ -23,21 +23,6 @@ class UnhealthyModelError(AssertionError):
     """Raised by :meth:`Diagnosis.raise_for_errors`; an ``AssertionError`` so pytest shows it."""
 
 
-def _json_safe(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple, set)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, (str, int, bool)) or x is None:
-        return x
-    if isinstance(x, float):
-        return x
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return str(x)
 
 
 @dataclass
@@ -114,20 +99,21 @@ class Diagnosis:
         Returns:
             The codes whose automatic fix was applied.
         """
-        done: dict[Any, Any] = {}
+        done: set[str] = set()
         applied: list[str] = []
         for f in self.findings:
-            if f.auto_fix is None:
+            if not f.automatic:
                 continue
-            key = getattr(f.auto_fix, "key", id(f.auto_fix))
-            if key not in done:
-                done[key] = f.auto_fix(model, data)
+            if f.fix_id not in done:
+                f.apply(model, data)
+                done.add(f.fix_id)
             applied.append(f.check)
         return sorted(set(applied))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe, versioned (``schema: "initwise.diagnosis/1"``)."""
-        return _json_safe({
+        """JSON-safe (:func:`initwise.jsonio.json_safe`), versioned
+        (``schema: "initwise.diagnosis/1"``); :meth:`from_dict` reads it back."""
+        return json_safe({
             "schema": SCHEMA_VERSION,
             "preset": self.preset,
             "ok": self.ok,
@@ -142,15 +128,47 @@ class Diagnosis:
 
     def to_json(self, indent: int | None = 2) -> str:
         """:meth:`to_dict` as JSON text."""
-        return json.dumps(self.to_dict(), indent=indent)
+        return dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Diagnosis:
+        """Read a :meth:`to_dict` result (or its parsed JSON) back into a Diagnosis.
+
+        ``ok``, ``codes`` and ``counts`` are derived, so they are not read; ``"inf"`` /
+        ``"-inf"`` strings in layer statistics and metrics become floats again.
+
+        Args:
+            d: the dict.
+
+        Returns:
+            The Diagnosis (``from_dict(d.to_dict()).to_dict() == d.to_dict()``).
+
+        Raises:
+            ValueError: for another schema version, or unknown layer / finding keys.
+        """
+        if d.get("schema") != SCHEMA_VERSION:
+            raise ValueError(f"Diagnosis.from_dict: schema {d.get('schema')!r} is not "
+                             f"{SCHEMA_VERSION!r}; this initwise reads only its own version.")
+        names = {f.name for f in fields(LayerStats)}
+        layers = []
+        for row in d.get("layers", []):
+            unknown = set(row) - names
+            if unknown:
+                raise ValueError(f"Diagnosis.from_dict: unknown layer key(s) {sorted(unknown)} "
+                                 f"in layer {row.get('name')!r}; LayerStats has {sorted(names)}.")
+            layers.append(LayerStats(**restore_nonfinite(row)))
+        return cls(findings=[Finding.from_dict(f) for f in d.get("findings", [])],
+                   layers=layers, data_profile=dict(d.get("data_profile") or {}),
+                   skipped=list(d.get("skipped") or []), preset=d.get("preset", "standard"),
+                   summary=dict(d.get("summary") or {}))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Diagnosis:
+        """Read :meth:`to_json` text back (:meth:`from_dict` of the parsed text)."""
+        return cls.from_dict(loads(text))
 
     def __str__(self) -> str:
-        try:
-            from initwise.report import render_terminal
-
-            return render_terminal(self)
-        except Exception:  # noqa: BLE001 - the plain view below always works
-            return self.plain_text()
+        return self.plain_text()
 
     def plain_text(self) -> str:
         """A dependency-free text report: findings by severity, then a per-layer table."""

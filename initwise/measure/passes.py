@@ -265,6 +265,8 @@ def measure(
     logits, out_source = extract_logits(output)
     d["output"] = _output_stats(logits, out_source, d["layers"])
     _passes(d, model, inputs, targets, logits, loss_fn)
+    d["needs"] = frozenset({"forward"} | ({"grad"} if d["grads"] is not None else set())
+                           | ({"update"} if d["updates"] is not None else set()))
     return Measurements(**d)
 
 

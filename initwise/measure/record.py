@@ -76,7 +76,9 @@ class Measurements:
     Attributes:
         step: the training step (``None`` for a measurement outside training).
         preset: the doctor preset the pass ran (``"train"`` for a live training step).
-        needs: what was measured (a subset of :data:`NEEDS`).
+        needs: what was actually measured (a subset of :data:`NEEDS`: "grad" only when
+            gradients were computed, "update" only when an optimizer step was measured); a
+            check that needs more is not run on this record.
         data: the inputs' :class:`~initwise.measure.DataProfile`.
         facts: ``{name: LayerFacts}`` of the measured layers.
         stats: ``{name: UnitStats}`` of their outputs.

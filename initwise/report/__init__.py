@@ -1,11 +1,16 @@
 """Rendering diagnoses and init reports: terminal text, self-contained HTML, JSON schemas.
 
-Renderers only read plain data (``Finding``, ``LayerStats``, ``InitReport``); they never change a
-model. :func:`initwise.report.points.phase_points` is the one reader of model weights here.
+Renderers only read plain data (``Finding``, ``LayerStats``, ``InitReport``, a :class:`Page`);
+they never touch a model and never call the theory: the phase diagram arrives computed
+(:func:`initwise.theory_points.phase_diagram`).
 """
 
 from initwise.report.html import render_html
+from initwise.report.page import Page, PhaseDiagram
 from initwise.report.schema import DIAGNOSIS_SCHEMA, INIT_REPORT_SCHEMA, validate
 from initwise.report.terminal import render_terminal
 
-__all__ = ["DIAGNOSIS_SCHEMA", "INIT_REPORT_SCHEMA", "render_html", "render_terminal", "validate"]
+__all__ = [
+    "DIAGNOSIS_SCHEMA", "INIT_REPORT_SCHEMA", "Page", "PhaseDiagram", "render_html",
+    "render_terminal", "validate",
+]

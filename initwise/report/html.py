@@ -9,14 +9,14 @@ with the model's layers placed on it, and the initialization report.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from initwise.report import sections as S
 from initwise.report.assets import CSP, CSS, SCRIPT
-from initwise.report.terminal import is_diagnosis, verdict
+from initwise.report.page import Page
+from initwise.report.terminal import verdict
 
 __all__ = ["render_html"]
 
@@ -24,74 +24,52 @@ __all__ = ["render_html"]
 SECTION_IDS = ("summary", "findings", "curves", "layers", "data", "theory", "init")
 
 
-def _is_init_report(obj: Any) -> bool:
-    return hasattr(obj, "params") and hasattr(obj, "layers") and hasattr(obj, "loss")
-
-
-def render_html(
-    obj: Any,
-    path: str | Path | None = None,
-    *,
-    title: str | None = None,
-    before: Any = None,
-    after: Any = None,
-    labels: tuple[str, str] = ("before", "after"),
-    init_report: Any = None,
-    points: Sequence[dict] | None = None,
-    points_before: Sequence[dict] | None = None,
-    curves: dict | None = None,
-    summary: dict | None = None,
-    intro: str = "",
-    data_stats: dict | None = None,
-) -> str:
-    """Render a Diagnosis or an InitReport (plus optional extras) as one HTML file.
+def render_html(page: Page | Any, path: str | Path | None = None, **fields: Any) -> str:
+    """Render a :class:`Page` as one self-contained HTML file.
 
     Args:
-        obj: a :class:`initwise.doctor.Diagnosis` or an :class:`initwise.InitReport`.
+        page: the :class:`Page`; a Diagnosis or an InitReport is wrapped with
+            ``Page.of(page, **fields)`` (so ``render_html(diagnosis, path, after=...)`` works).
         path: where to write the file; ``None`` only returns the text. Default None.
-        title: page title (default from the object's type).
-        before: a Diagnosis measured before a change (defaults to ``obj`` when ``obj`` is a
-            Diagnosis and ``after`` is given).
-        after: a Diagnosis measured after the change; per-layer plots then overlay both.
-        labels: legend names of (before, after). Default ``("before", "after")``.
-        init_report: an InitReport to show (taken from ``obj`` when ``obj`` is one).
-        points: layer coordinates for the phase diagram
-            (:func:`initwise.report.points.phase_points`).
-        points_before: the same before the change, drawn hollow.
-        curves: learning curves ``{"loss": {label: (steps, values)}, "accuracy": {label:
-            (steps, values)}, "prior": float, "x_label": str}``.
-        summary: a headline table ``{"header": [...], "rows": [[...]], "note": str}``.
-        intro: one paragraph of plain text under the verdict (escaped here).
-        data_stats: whole-file sparsity/scale curves
-            (:func:`initwise.report.profile.stats_profile`).
+        **fields: :class:`Page` fields, only when ``page`` is not a Page.
 
     Returns:
         The HTML text.
 
     Raises:
-        TypeError: if ``obj`` is neither a Diagnosis nor an InitReport.
+        TypeError: if ``page`` is not a Page, a Diagnosis or an InitReport, or for fields
+            given with a Page.
+
+    Example:
+        >>> from initwise.doctor import Diagnosis
+        >>> from initwise.report import Page, render_html
+        >>> "<h2>Verdict</h2>" in render_html(Page(diagnosis=Diagnosis()))
+        True
     """
-    diag = obj if is_diagnosis(obj) and not _is_init_report(obj) else None
-    if diag is None and _is_init_report(obj):
-        init_report = obj
-    elif diag is None:
-        raise TypeError(f"render_html: expected a Diagnosis or an InitReport, got "
-                        f"{type(obj).__name__}")
+    if not isinstance(page, Page):
+        page = Page.of(page, **fields)
+    elif fields:
+        raise TypeError(f"render_html: fields {sorted(fields)} go into the Page, not here.")
+    diag, before, after = page.diagnosis, page.before, page.after
+    if diag is None and page.init_report is None:
+        raise TypeError("render_html: the Page has neither a diagnosis nor an init_report.")
     if after is not None and before is None and diag is not None:
         before = diag
     main_diag = diag or before or after
-    title = title or ("initwise doctor report" if diag is not None else "initwise init report")
+    title = page.title or ("initwise doctor report" if diag is not None
+                           else "initwise init report")
     verdict_diag = main_diag if diag is not None else (after or before)
-    body = [_verdict(verdict_diag, init_report if diag is None else None, intro)]
-    if summary:
-        body.append(S.section("summary", "Before and after", S.summary_table(summary)))
-    body.append(S.findings_section(diag or before, after, labels))
-    if curves:
-        body.append(S.section("curves", "Learning curves", S.curves(curves)))
-    body.append(S.layers_section(before or diag, after, labels))
+    init_report = page.init_report
+    body = [_verdict(verdict_diag, init_report if diag is None else None, page.intro)]
+    if page.summary:
+        body.append(S.section("summary", "Before and after", S.summary_table(page.summary)))
+    body.append(S.findings_section(diag or before, after, page.labels))
+    if page.curves:
+        body.append(S.section("curves", "Learning curves", S.curves(page.curves)))
+    body.append(S.layers_section(before or diag, after, page.labels))
     profile = getattr(main_diag, "data_profile", None) if main_diag is not None else None
-    body.append(S.data_section(profile, data_stats))
-    body.append(S.theory_section(points, points_before, labels))
+    body.append(S.data_section(profile, page.data_stats))
+    body.append(S.theory_section(page.phase, page.labels))
     if init_report is not None:
         body.append(S.init_section(init_report))
     html = _page(title, [b for b in body if b])

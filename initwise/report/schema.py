@@ -4,8 +4,9 @@
 * :data:`INIT_REPORT_SCHEMA` -- ``InitReport.to_json()`` (``initwise init --json``);
 * :data:`DEMO_SCHEMA` -- ``initwise demo --json``.
 
-Non-finite floats are written as ``null``. :func:`validate` checks a parsed document with the
-``jsonschema`` package (``pip install jsonschema``).
+Non-finite floats follow :mod:`initwise.jsonio`: NaN is ``null``, +-inf the strings ``"inf"`` /
+``"-inf"`` (the demo's JSON writes every non-finite float as ``null``). :func:`validate` checks a
+parsed document with the ``jsonschema`` package (``pip install jsonschema``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 __all__ = ["DEMO_SCHEMA", "DIAGNOSIS_SCHEMA", "INIT_REPORT_SCHEMA", "validate"]
 
 _NUM = {"type": ["number", "null"]}
-# Diagnosis JSON writes +-inf as the strings "inf" / "-inf" (NaN as null).
+# initwise.jsonio writes +-inf as the strings "inf" / "-inf" (NaN as null).
 _NUM_INF = {"anyOf": [{"type": ["number", "null"]}, {"enum": ["inf", "-inf"]}]}
 _INT = {"type": ["integer", "null"]}
 _STR = {"type": "string"}
@@ -33,6 +34,8 @@ _FINDING = {
         "fix_code": _STR,
         "metrics": {"type": "object"},
         "automatic": {"type": "boolean"},
+        "fix_id": {"type": ["string", "null"]},
+        "step": _INT,
     },
 }
 
@@ -79,7 +82,7 @@ _PARAM = {
     "required": ["name", "module", "module_type", "scheme"],
     "properties": {
         "name": _STR, "module": _STR, "module_type": _STR, "scheme": _STR,
-        "fan_in": _INT, "fan_out": _INT, "gain": _NUM, "std": _NUM, "note": _STR,
+        "fan_in": _INT, "fan_out": _INT, "gain": _NUM_INF, "std": _NUM_INF, "note": _STR,
     },
     "additionalProperties": False,
 }
@@ -89,9 +92,10 @@ _CALIB = {
     "required": ["module", "module_type", "scale_before", "scale_after", "iterations",
                  "converged"],
     "properties": {
-        "module": _STR, "module_type": _STR, "scale_before": _NUM, "scale_after": _NUM,
-        "target_std": _NUM, "pre_std": _NUM, "active_fraction": _NUM,
-        "saturated_fraction": _NUM, "iterations": {"type": "integer", "minimum": 0},
+        "module": _STR, "module_type": _STR, "scale_before": _NUM_INF,
+        "scale_after": _NUM_INF,
+        "target_std": _NUM_INF, "pre_std": _NUM_INF, "active_fraction": _NUM_INF,
+        "saturated_fraction": _NUM_INF, "iterations": {"type": "integer", "minimum": 0},
         "converged": {"type": "boolean"}, "note": _STR,
     },
     "additionalProperties": False,
@@ -100,8 +104,8 @@ _CALIB = {
 _LOSS = {
     "type": ["object", "null"],
     "required": ["kind", "before", "after", "target"],
-    "properties": {"kind": {"enum": ["ce", "bce", "mse"]}, "before": _NUM, "after": _NUM,
-                   "target": _NUM, "output_source": _STR},
+    "properties": {"kind": {"enum": ["ce", "bce", "mse"]}, "before": _NUM_INF,
+                   "after": _NUM_INF, "target": _NUM_INF, "output_source": _STR},
 }
 
 INIT_REPORT_SCHEMA: dict[str, Any] = {

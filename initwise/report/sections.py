@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from initwise.report.page import PhaseDiagram
 from initwise.report.svg import PALETTE, Series, line_chart
 from initwise.report.terminal import fmt, layer_rows, sorted_findings
 
@@ -250,25 +251,12 @@ def data_section(profile: dict | None, stats: dict | None = None) -> str:
     return section("data", "Input data profile", f'{html}<div class="charts">{"".join(figs)}</div>')
 
 
-def _dominant_activation(points: Sequence[dict]) -> str | None:
-    acts = [p.get("activation") for p in points if p.get("role") != "output"]
-    acts = [a for a in acts if a]
-    return max(set(acts), key=acts.count) if acts else None
-
-
-def theory_section(points: Sequence[dict] | None, points_before: Sequence[dict] | None,
-                   labels: tuple[str, str]) -> str:
+def theory_section(phase: PhaseDiagram | None, labels: tuple[str, str]) -> str:
     """The (sigma_w, sigma_b) plane, its edge-of-chaos line, and the model's layers on it."""
-    if not points:
+    if phase is None or not phase.points:
         return ""
-    from initwise.report.points import HOMOGENEOUS, critical_curve
-
-    act = _dominant_activation(points)
-    every = list(points) + list(points_before or [])
-    xmax = max(3.0, 1.1 * max(p["sigma_w"] for p in every))
-    ymax = max(0.5, 1.15 * max(p["sigma_b"] for p in every))
-    sbs = [ymax * i / 120 for i in range(121)]
-    crit = critical_curve(act, sbs) if act else None
+    points, points_before, act = phase.points, phase.points_before, phase.activation
+    xmax, ymax, sbs, crit = phase.xmax, phase.ymax, phase.sigma_b, phase.sigma_w
     series, polygons = [], []
     if crit is not None:
         line = [(w, b) for w, b in zip(crit, sbs) if w is not None]
@@ -285,7 +273,7 @@ def theory_section(points: Sequence[dict] | None, points_before: Sequence[dict] 
     svg = line_chart(series, title="Phase diagram", xlabel="sigma_w = std(W) * sqrt(fan_in)",
                      ylabel="sigma_b = std(b)", xlim=(0.0, xmax), ylim=(0.0, ymax),
                      polygons=polygons)
-    if crit is not None and act in HOMOGENEOUS:
+    if crit is not None and phase.homogeneous:
         note_extra = (f" For {act}, chi_1 does not depend on sigma_b, so the edge is the "
                       f"vertical line sigma_w = {crit[0]:.4g}.")
     else:

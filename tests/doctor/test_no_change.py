@@ -96,8 +96,7 @@ def test_model_raising_mid_forward_leaves_no_trace(preset):
 
 
 def test_failing_user_check_restores_state():
-    from initwise.doctor import register_check
-    from initwise.doctor.registry import _REGISTRY
+    from initwise.doctor import register_check, unregister_check
 
     def bad(ctx):
         with torch.no_grad():
@@ -112,7 +111,7 @@ def test_failing_user_check_restores_state():
             doctor(net, batch, optimizer=opt)
         _assert_same(before, _state(net, opt))
     finally:
-        _REGISTRY.pop("test.bad")
+        unregister_check("test.bad")
 
 
 def test_diagnosis_is_deterministic_with_dropout():

@@ -34,14 +34,14 @@ def _find(model):
 def test_ordered_tanh_chain_is_flagged_with_the_init_fix():
     f = _find(_chain(nn.Tanh, 20, sigma_b=1.0))  # trainable depth ~6.5 (ordered phase)
     assert f is not None and f.metrics["depth"] == 20 and f.metrics["limit"] < 10
-    assert f.auto_fix is not None and f.fix_code == DATAINIT_SNIPPET
+    assert f.fix_id == "initwise.init" and f.automatic and f.fix_code == DATAINIT_SNIPPET
     assert "initwise.init" in f.fix
 
 
 def test_deep_sigmoid_chain_gets_no_init_fix_and_says_why():
     f = _find(_chain(nn.Sigmoid, 20, sigma_b=0.0))
     assert f is not None
-    assert f.auto_fix is None and f.fix_code == ""
+    assert f.fix_id is None and not f.automatic and f.fix_code == ""
     assert "No initialization makes a deep chain of sigmoid units trainable" in f.fix
 
 

@@ -15,8 +15,11 @@ from initwise.doctor import (
     UnhealthyModelError,
     doctor,
     register_check,
+    register_fix,
+    unregister_check,
+    unregister_fix,
 )
-from initwise.doctor.registry import _REGISTRY
+from initwise.doctor.registry import CHECKS
 from initwise.measure import profile_inputs
 
 
@@ -67,7 +70,8 @@ def test_presets_and_options_are_validated():
 
 def test_register_check_guard_and_custom_findings():
     def mine(ctx):
-        yield Finding("custom.width", "info", "model", f"{len(ctx.layers)} layers", "-", "-")
+        yield Finding(check="custom.width", severity="info", where="model",
+                      evidence=f"{len(ctx.layers)} layers", why="-", fix="-")
 
     register_check("custom.width", mine)
     try:
@@ -77,7 +81,8 @@ def test_register_check_guard_and_custom_findings():
         d = doctor(_mlp(), (torch.randn(16, 8), torch.randint(0, 4, (16,))))
         assert "custom.width" in d.codes and d.ok
     finally:
-        _REGISTRY.pop("custom.width")
+        unregister_check("custom.width")
+    assert "custom.width" not in CHECKS
     with pytest.raises(ValueError, match="preset"):
         register_check("custom.x", mine, preset="slow")
 
@@ -99,18 +104,15 @@ def test_json_schema_and_raise_for_errors():
 
 def test_fix_runs_a_shared_fix_once():
     calls = []
-
-    class Shared:
-        key = "shared"
-
-        def __call__(self, model, data):
-            calls.append(data)
-
-    fix = Shared()
-    findings = [Finding(c, "warning", "m", "", "", "", auto_fix=fix)
-                for c in ("units.dead", "signal.vanishing")]
-    findings.append(Finding("grad.none", "warning", "m", "", "", ""))
-    applied = Diagnosis(findings=findings).fix(nn.Linear(1, 1), "batch")
+    register_fix("test.shared", lambda model, data: calls.append(data))
+    try:
+        findings = [Finding(check=c, severity="warning", where="m", evidence="", why="", fix="",
+                            fix_id="test.shared") for c in ("units.dead", "signal.vanishing")]
+        findings.append(Finding(check="grad.none", severity="warning", where="m", evidence="",
+                                why="", fix=""))
+        applied = Diagnosis(findings=findings).fix(nn.Linear(1, 1), "batch")
+    finally:
+        unregister_fix("test.shared")
     assert calls == ["batch"] and applied == ["signal.vanishing", "units.dead"]
 
 

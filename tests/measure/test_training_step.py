@@ -5,7 +5,7 @@ import math
 import torch
 from torch import nn
 
-from initwise.doctor.core import run_checks
+from initwise.doctor import run_checks
 from initwise.measure import UpdateTracker, from_training_step, layer_facts, measure, probe
 
 
@@ -39,7 +39,7 @@ def test_checks_run_on_a_live_training_step():
     m = _train_step(net, opt, x, y, facts, step=7)
     assert m.step == 7 and m.needs == {"forward", "grad", "update"}
     assert m.layer("2").dead_units == 32 and m.first_layer == "0"
-    codes = {f.check for f in run_checks(m, "full")}
+    codes = {f.check for f in run_checks(m, preset="full", phase="train")}
     assert "units.dead" in codes
     # the update is the optimizer's real one: ||dW|| = lr * ||g|| for plain SGD
     g0 = m.grads["0.weight"]
@@ -59,7 +59,8 @@ def test_training_step_agrees_with_the_doctors_own_pass():
         assert a.pre_std == b.pre_std and a.dead_units == b.dead_units
         assert math.isclose(a.grad_norm, b.grad_norm, rel_tol=1e-6)
     assert math.isclose(own.loss0, live.loss0, rel_tol=1e-7) and own.prior == live.prior
-    assert sorted(f.check for f in run_checks(own)) == sorted(f.check for f in run_checks(live))
+    assert sorted(f.check for f in run_checks(own, phase="train")) == \
+        sorted(f.check for f in run_checks(live, phase="train"))
 
 
 def test_probe_removes_its_hooks_on_error():

@@ -16,6 +16,7 @@ import pytest
 
 from initwise.report import render_html
 from initwise.report.profile import stats_profile
+from initwise.theory_points import phase_diagram
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "",
                              shutil.which("chromium-browser") or "") if p and Path(p).exists()),
@@ -33,7 +34,7 @@ def report(fx, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("html") / "report.html"
     render_html(fx.diagnosis(), path, title="initwise browser test", after=fx.diagnosis(0.95),
                 labels=("torch default", "initwise.init"), init_report=fx.init_report(),
-                points=fx.points(1.41), points_before=fx.points(),
+                phase=phase_diagram(fx.points(1.41), fx.points()),
                 curves={"loss": {"torch default": ([1, 2, 3], [4.1, 4.0, 3.9]),
                                  "initwise.init": ([1, 2, 3], [3.9, 3.0, 2.2])},
                         "accuracy": {"torch default": ([0, 3], [0.02, 0.1]),

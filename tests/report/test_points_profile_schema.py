@@ -13,9 +13,9 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from initwise.report.points import critical_curve, phase_points
 from initwise.report.profile import stats_profile
 from initwise.report.schema import validate
+from initwise.theory_points import critical_curve, phase_points
 
 
 def _mlp() -> nn.Sequential:

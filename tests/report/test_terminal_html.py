@@ -11,6 +11,7 @@ import pytest
 from initwise.report import render_html, render_terminal
 from initwise.report.profile import stats_profile
 from initwise.report.terminal import verdict
+from initwise.theory_points import phase_diagram
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -64,7 +65,7 @@ def _svgs(html: str) -> list[str]:
 def test_html_is_self_contained_and_has_every_section(fx, tmp_path):
     path = tmp_path / "r.html"
     html = render_html(fx.diagnosis(), path, after=fx.diagnosis(0.95), init_report=fx.init_report(),
-                       points=fx.points(1.41), points_before=fx.points(),
+                       phase=phase_diagram(fx.points(1.41), fx.points()),
                        curves={"loss": {"a": ([1, 2], [4.0, 3.0])},
                                "accuracy": {"a": ([0, 2], [0.1, 0.5])}, "prior": 3.9},
                        summary={"header": ["", "a"], "rows": [["acc", "50%"]]},
@@ -89,7 +90,7 @@ def test_layer_plot_has_one_marker_per_layer_and_run(fx):
 
 def test_phase_diagram_places_every_layer_and_draws_relu_edge(fx):
     pytest.importorskip("initwise.theory")
-    html = render_html(fx.diagnosis(), points=fx.points(0.58))
+    html = render_html(fx.diagnosis(), phase=phase_diagram(fx.points(0.58)))
     chart = next(s for s in _svgs(html) if "<title>Phase diagram</title>" in s)
     assert chart.count("<circle") == fx.N_LAYERS
     assert "edge of chaos (relu)" in chart and "<polygon" in chart
@@ -97,7 +98,7 @@ def test_phase_diagram_places_every_layer_and_draws_relu_edge(fx):
 
 
 def test_render_html_rejects_other_objects():
-    with pytest.raises(TypeError, match="expected a Diagnosis or an InitReport, got int"):
+    with pytest.raises(TypeError, match="expected a Page, a Diagnosis or an InitReport, got int"):
         render_html(3)
 
 

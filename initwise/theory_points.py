@@ -1,10 +1,12 @@
 """Where a model's layers sit on the mean-field phase diagram (plain data for the renderers).
 
-This is the one place in ``initwise.report`` that looks at a model, and it only reads it: for
-each layer with a weight matrix it returns ``sigma_w = std(W) * sqrt(fan_in)`` and
-``sigma_b = std(b)`` (``|b|`` for a single bias, 0 without one) -- the coordinates of the
-mean-field theory (weights ``N(0, sigma_w^2 / fan_in)``, biases ``N(0, sigma_b^2)``) -- and the
-activation that follows the layer.
+The bridge between a model, the theory engine and the report: it reads a model (never changes
+it), calls :mod:`initwise.theory`, and hands :mod:`initwise.report` a finished
+:class:`~initwise.report.PhaseDiagram` (:func:`phase_diagram`), so the renderers never touch a
+model or the theory. :func:`phase_points`: for each layer with a weight matrix it returns
+``sigma_w = std(W) * sqrt(fan_in)`` and ``sigma_b = std(b)`` (``|b|`` for a single bias, 0
+without one) -- the coordinates of the mean-field theory (weights ``N(0, sigma_w^2 / fan_in)``,
+biases ``N(0, sigma_b^2)``) -- and the activation that follows the layer.
 
 References:
     Poole et al. 2016, "Exponential expressivity in deep neural networks through transient
@@ -15,12 +17,19 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["HOMOGENEOUS", "critical_curve", "phase_points"]
+from initwise.graph import trace
+from initwise.report.page import PhaseDiagram
+from initwise.schemes.fans import fans
+from initwise.theory import critical_line
+
+__all__ = ["HOMOGENEOUS", "critical_curve", "dominant_activation", "phase_diagram",
+           "phase_points"]
 
 # Positively homogeneous activations (phi(a z) = a phi(z), a > 0).
 HOMOGENEOUS = frozenset({"relu", "leaky_relu", "prelu", "identity", "linear"})
@@ -39,8 +48,6 @@ def _name(module: nn.Module) -> str:
 
 def _fan_in(module: nn.Module, weight: torch.Tensor) -> int:
     try:
-        from initwise.schemes.fans import fans
-
         return int(fans(module).fan_in)
     except Exception:  # fans() may not know a custom module: torch's layout rule
         return int(weight[0].numel()) if weight.dim() > 1 else 1
@@ -63,8 +70,6 @@ def _activations_by_order(model: nn.Module) -> dict[str, str | None]:
 
 def _activations_by_trace(model: nn.Module, inputs: Any) -> dict[str, str | None] | None:
     try:
-        from initwise.graph import trace
-
         graph = trace(model, inputs)
         return {node.name: node.activation for node in graph.layers}
     except Exception:  # tracing is best effort here; registration order is the fallback
@@ -116,13 +121,11 @@ def critical_curve(activation: str, sigma_b: list[float]) -> list[float | None] 
 
     Returns:
         One sigma_w per sigma_b (``None`` where the theory has none), or ``None`` when the theory
-        engine is not available or does not know the activation.
+        engine does not know the activation.
     """
     try:
-        from initwise.theory import critical_line
-
         line = critical_line(activation, sigma_b)
-    except (ImportError, ValueError, TypeError):
+    except (ValueError, TypeError):
         return None
     values = getattr(line, "sigma_w", line)
     if isinstance(values, tuple) and len(values) == 2:  # (sigma_b, sigma_w) pair
@@ -140,3 +143,47 @@ def critical_curve(activation: str, sigma_b: list[float]) -> list[float | None] 
         # (for sigma_b > 0 the variance map has no finite fixed point on it).
         out = [finite[0][0]] * len(sigma_b)
     return out
+
+
+def dominant_activation(points: Sequence[dict[str, Any]]) -> str | None:
+    """The most common activation among the non-output layers (``None`` if there is none)."""
+    acts = [p.get("activation") for p in points if p.get("role") != "output"]
+    acts = [a for a in acts if a]
+    return max(set(acts), key=acts.count) if acts else None
+
+
+def phase_diagram(points: Sequence[dict[str, Any]],
+                  points_before: Sequence[dict[str, Any]] | None = None,
+                  *, grid: int = 120) -> PhaseDiagram:
+    """The phase diagram of ``points`` (and ``points_before``): extent and the critical line.
+
+    The line is drawn for the dominant hidden activation on ``grid + 1`` sigma_b values from 0
+    to the plot's top (:func:`critical_curve`).
+
+    Args:
+        points: layer coordinates (:func:`phase_points`).
+        points_before: the same before a change, or ``None``.
+        grid: sigma_b intervals of the line. Defaults to 120.
+
+    Returns:
+        The :class:`~initwise.report.PhaseDiagram` that :func:`initwise.report.render_html`
+        draws (from a :class:`~initwise.report.Page`).
+
+    Example:
+        >>> pts = [{"name": "0", "kind": "Linear", "fan_in": 8, "sigma_w": 1.4, "sigma_b": 0.0,
+        ...         "activation": "relu", "role": "hidden"}]
+        >>> round(phase_diagram(pts).sigma_w[0], 4)
+        1.4142
+    """
+    points = list(points)
+    before = list(points_before) if points_before else None
+    if not points:
+        return PhaseDiagram(points=points, points_before=before)
+    act = dominant_activation(points)
+    every = points + (before or [])
+    xmax = max(3.0, 1.1 * max(p["sigma_w"] for p in every))
+    ymax = max(0.5, 1.15 * max(p["sigma_b"] for p in every))
+    sbs = [ymax * i / grid for i in range(grid + 1)]
+    crit = critical_curve(act, sbs) if act else None
+    return PhaseDiagram(points=points, points_before=before, activation=act, sigma_b=sbs,
+                        sigma_w=crit, homogeneous=act in HOMOGENEOUS, xmax=xmax, ymax=ymax)
