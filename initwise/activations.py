@@ -732,7 +732,12 @@ class ActivationFacts:
         sat_threshold: for a saturating activation, ``|z|`` beyond which
             ``phi'(z) < SATURATION_SLOPE * max phi'`` (tanh ``atanh(sqrt 0.9)``, sigmoid
             ``2 acosh(sqrt 10)``, softsign ``sqrt(10) - 1``, hardtanh 1, hardsigmoid 3);
-            ``None`` otherwise.
+            ``None`` otherwise. These five are the doctor's former table, to 1e-15. What moves
+            against the two former computations (first grid point, step 0.005): the doctor's
+            fallback for other saturating activations (``relu6`` 6.005 -> 6, ``sin`` 1.475 ->
+            1.4706, ``erf`` 1.52 -> 1.5174, user callables by less than 0.005) and every value
+            of calibration's (tanh 1.82 -> 1.8184, sigmoid 3.64 -> 3.6369, softsign 2.165 ->
+            2.1623, hardtanh 1.005 -> 1, hardsigmoid 3.005 -> 3, relu6 6.005 -> 6).
         gain: the variance gain, exactly ``initwise.gain(x)``; ``None`` without a finite one.
         odd_slope: ``c`` with ``phi(z) - phi(-z) = c z`` (ReLU 1, ``LeakyReLU(a)`` ``1 + a``,
             GELU, SiLU, softplus, hard-swish 1), else ``None``.

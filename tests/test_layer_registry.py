@@ -211,3 +211,13 @@ def test_no_layers():
     assert layer_type(nn.ReLU()) is None and layer_kind(nn.ReLU()) is None
     assert layer_kind(nn.Sequential(nn.Linear(2, 2))) is None
     assert layer_kind(nn.Dropout()) is None
+
+
+def test_a_plan_returning_nonsense_is_refused_naming_the_type(registered):
+    registered(MambaLike, kind="other", plan=lambda name, m, ctx: "draw")
+    model = nn.Sequential(MambaLike())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"plan registered for MambaLike .* returned 'draw' for "
+                                         r"module '0'"):
+        initwise.apply(model, seed=0)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

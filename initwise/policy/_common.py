@@ -134,14 +134,15 @@ def custom_biases(module: nn.Module) -> ModulePlan | None:
 
 
 def _planner(name: str, module: nn.Module, model: nn.Module) -> Any:
-    """The nearest module (itself, then its ancestors) whose registered layer type has a plan."""
+    """The registered layer type with a plan of the nearest module (itself, then its
+    ancestors) that has one, or ``None``."""
     parts = name.split(".") if name else []
     chain = [module] + [model.get_submodule(".".join(parts[:i]))
                         for i in range(len(parts) - 1, -1, -1)]
     for owner in chain:
         registered = layer_type(owner)
         if registered is not None and registered.plan is not None:
-            return registered.plan
+            return registered
     return None
 
 
@@ -153,11 +154,19 @@ def registered_plan(name: str, module: nn.Module, ctx: PolicyContext) -> Any:
     """
     if not has_plans():
         return None
-    plan = _planner(name, module, ctx.model)
-    if plan is None:
+    registered = _planner(name, module, ctx.model)
+    if registered is None:
         return None
-    decision = plan(name, module, ctx)
-    return "skip" if decision == "keep" else decision
+    decision = registered.plan(name, module, ctx)
+    if decision is None or isinstance(decision, ModulePlan) or decision in _PLAN_WORDS:
+        return "skip" if decision == "keep" else decision
+    raise ValueError(
+        f"the plan registered for {registered.cls.__name__} (initwise.register_layer) returned "
+        f"{decision!r} for module {name!r}; expected a ModulePlan, one of {list(_PLAN_WORDS)} "
+        f"or None (the policy's rule).")
+
+
+_PLAN_WORDS = ("keep", "skip", "reset_parameters")
 
 
 def planned_by_registry(name: str, module: nn.Module, model: nn.Module) -> bool:
