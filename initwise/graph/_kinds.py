@@ -26,8 +26,10 @@ __all__ = [
     "LAYER_KINDS",
     "activation_of_function",
     "activation_of_module",
+    "aliases_of",
     "function_role",
     "layer_kind",
+    "layer_modules",
     "norm_name",
     "normalize_function_name",
     "qualified_names",
@@ -55,6 +57,46 @@ def qualified_names(model: nn.Module) -> dict[int, str]:
     for name, m in model.named_modules():
         names.setdefault(id(m), name)
     return names
+
+
+def layer_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """Every layer module of ``model`` by first qualified name, not descending into layers.
+
+    Submodules of a layer (``nn.MultiheadAttention.out_proj``) belong to that layer.
+
+    Args:
+        model: the model.
+
+    Returns:
+        ``{qualified name: module}`` in registration order (see :func:`layer_kind`).
+    """
+    found: dict[str, nn.Module] = {}
+    seen: set[int] = set()
+
+    def walk(m: nn.Module, prefix: str) -> None:
+        if id(m) in seen:
+            return
+        seen.add(id(m))
+        if layer_kind(m) is not None:
+            found[prefix] = m
+            return
+        for name, child in m.named_children():
+            walk(child, f"{prefix}.{name}" if prefix else name)
+
+    walk(model, "")
+    return found
+
+
+def aliases_of(model: nn.Module) -> dict[str, tuple[str, ...]]:
+    """Other qualified names of modules registered under several names, by first name."""
+    first: dict[int, str] = {}
+    extra: dict[str, list[str]] = {}
+    for name, m in model.named_modules(remove_duplicate=False):
+        if id(m) in first:
+            extra.setdefault(first[id(m)], []).append(name)
+        else:
+            first[id(m)] = name
+    return {k: tuple(v) for k, v in extra.items()}
 
 
 def normalize_function_name(func: Any) -> str:

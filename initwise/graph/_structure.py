@@ -14,8 +14,10 @@ from torch import fx, nn
 from initwise.graph._kinds import (
     activation_of_function,
     activation_of_module,
+    aliases_of,
     function_role,
     layer_kind,
+    layer_modules,
     norm_name,
     norm_of_function,
     qualified_names,
@@ -183,8 +185,6 @@ def trace_structure(model: nn.Module) -> ModelGraph:
     Raises:
         TypeError: if ``model`` is not an ``nn.Module``.
     """
-    from initwise.graph import aliases_of, layer_modules  # (the package imports this module)
-
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}.")
     common = {"all_layers": layer_modules(model), "aliases": aliases_of(model)}

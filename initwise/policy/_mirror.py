@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from initwise.activations import activation_facts
-from initwise.graph._model import consumers_of
+from initwise.graph import consumers_of
 from initwise.policy._common import has_norm, planned_by_registry
 from initwise.schemes import normal_, orthogonal_
 
