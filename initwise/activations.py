@@ -57,6 +57,7 @@ from initwise.theory.activations import known_activations as theory_activations
 from initwise.theory.maps import second_moment
 
 __all__ = [
+    "FLAGS",
     "SATURATION_SLOPE",
     "ActivationFacts",
     "ActivationSpec",
@@ -65,6 +66,7 @@ __all__ = [
     "known_activations",
     "module_activation",
     "register_activation",
+    "registered_function",
     "resolve_activation",
     "unregister_activation",
     "variance_gain",
@@ -209,6 +211,8 @@ _BUILTIN: dict[type, _Entry] = {e.target: e for e in (
 )}
 #: user registrations: module classes by class, names by normalized name
 _USER: dict[Any, _Entry] = {}
+#: _FUNCTION_NAMES and the registered names (recomputed when the registry changes)
+_function_names = _FUNCTION_NAMES
 
 
 def _key(name: str) -> str:
@@ -294,7 +298,7 @@ def register_activation(target: type[nn.Module] | str, *, name: str | None = Non
         key, label = _key(target), name or target
         old = _USER.get(key)
         old_owner = old.owner if old is not None else (
-            "initwise.theory (built-in)" if _theory_knows(target) else None)
+            "the initwise.theory registry" if _theory_knows(target) else None)
     elif isinstance(target, type) and issubclass(target, nn.Module):
         key, label = target, name or target.__name__
         old = _USER.get(key) or _BUILTIN.get(key)
@@ -341,8 +345,11 @@ def _name_known(name: str) -> bool:
 
 
 def _changed() -> None:
+    global _function_names
     _entry_for_type.cache_clear()
     _FACTS.clear()
+    user = {e.name.strip("_") for k, e in _USER.items() if isinstance(k, str)}
+    _function_names = _FUNCTION_NAMES | user
 
 
 @functools.lru_cache(maxsize=1024)
@@ -389,8 +396,7 @@ def module_activation(module: Any) -> str | None:
 def activation_function_names() -> frozenset[str]:
     """Normalized names of the functions the graph records as activations (``"relu"``,
     ``"gelu"``...; registered names included)."""
-    user = {e.name.strip("_") for k, e in _USER.items() if isinstance(k, str)}
-    return _FUNCTION_NAMES | user
+    return _function_names
 
 
 def registered_function(name: str) -> Callable[..., Any] | None:
@@ -799,8 +805,9 @@ def activation_facts(x: Any) -> ActivationFacts | None:
             or an :class:`ActivationSpec`; ``None`` gives ``None``.
 
     Returns:
-        The :class:`ActivationFacts` (cached for named activations and their parameters), or
-        ``None`` when ``x`` cannot be resolved.
+        The :class:`ActivationFacts` (the numbers cached for named activations and their
+        parameters; ``spec`` and ``torch_fn`` are always ``x``'s own: a module is its own
+        ``torch_fn``), or ``None`` when ``x`` cannot be resolved.
 
     Example:
         >>> f = activation_facts("tanh")
@@ -823,4 +830,6 @@ def activation_facts(x: Any) -> ActivationFacts | None:
         if len(_FACTS) >= _FACTS_MAX:
             _FACTS.clear()
         facts = _FACTS[key] = _facts(spec)
+    if facts.spec is not spec:  # this input's own spec and torch callable (the module itself)
+        facts = replace(facts, spec=spec, torch_fn=spec.torch_fn)
     return facts

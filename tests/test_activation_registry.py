@@ -119,7 +119,7 @@ def test_clash_is_refused_naming_the_owner(registered):
         register_activation(Squash)
     with pytest.raises(ValueError, match=r"torch.nn.*Tanh.*owner: initwise \(built-in\)"):
         register_activation(nn.Tanh)
-    with pytest.raises(ValueError, match=r"'tanh'.*owner: initwise.theory \(built-in\)"):
+    with pytest.raises(ValueError, match=r"'tanh'.*owner: the initwise.theory registry"):
         register_activation("tanh", fn=np.tanh)
 
 
@@ -201,10 +201,23 @@ def test_odd_slope_and_homogeneity(act, c, homogeneous):
     assert facts.homogeneous is homogeneous
 
 
-def test_facts_are_cached_by_name_and_parameters():
-    assert activation_facts("leaky_relu") is activation_facts(nn.LeakyReLU())
-    assert activation_facts(nn.LeakyReLU(0.2)) is not activation_facts(nn.LeakyReLU(0.1))
-    assert activation_facts(F.relu) is activation_facts("relu")
+def test_facts_are_cached_by_name_and_parameters_but_keep_the_inputs_torch_fn(monkeypatch):
+    import initwise.activations as acts
+
+    register_activation("cache_probe", fn=np.tanh)  # any registry change empties the cache
+    unregister_activation("cache_probe")
+    calls: list = []
+    real = acts.variance_gain
+    monkeypatch.setattr(acts, "variance_gain", lambda a: calls.append(a) or real(a))
+    module = nn.LeakyReLU()
+    a, b = activation_facts("leaky_relu"), activation_facts(module)
+    assert len(calls) == 1 and (a.gain, a.sat_threshold, a.odd_slope) == (
+        b.gain, b.sat_threshold, b.odd_slope)
+    assert b.torch_fn is module and b.spec.torch_fn is module
+    assert activation_facts(nn.LeakyReLU(0.2)).odd_slope == pytest.approx(1.2, rel=1e-12)
+    assert len(calls) == 2
+    prelu = nn.PReLU(3, init=0.1)
+    assert activation_facts(prelu).torch_fn is prelu  # per-channel: the module, not a copy
 
 
 def test_unresolvable_gives_none_and_bad_registrations_are_refused():
