@@ -58,12 +58,15 @@ from initwise.activations import module_activation
 
 __all__ = [
     "LAYER_KINDS",
+    "REMEDY",
     "Block",
     "Fans",
     "LayerType",
+    "has_plans",
     "layer_kind",
     "layer_type",
     "register_layer",
+    "unknown_param",
     "unregister_layer",
 ]
 
@@ -246,6 +249,14 @@ Plan = Callable[[str, nn.Module, Any], Any]
 @dataclass(frozen=True)
 class LayerType:
     """What initwise knows about one module type.
+
+    The ``kind`` chooses the policy rule, which reads what that rule needs: ``"linear"``,
+    ``"conv"``, ``"conv_transpose"``, ``"bilinear"``: a ``weight`` (and optional ``bias``) with
+    fans (``N(0, g^2 / fan_in)``; the orthogonal and looks-linear draws are for ``nn.Linear``
+    only); ``"embedding"``/``"embedding_bag"``: ``nn.Embedding``'s attributes
+    (``num_embeddings``, ``embedding_dim``, ``padding_idx``); ``"norm"``: weight 1, bias 0;
+    ``"other"``: the module's ``reset_parameters``, else bias-named parameters 0 and the rest
+    to ``on_unknown`` -- or whatever ``plan`` says.
 
     Attributes:
         cls: the registered class (instances of subclasses match too).
