@@ -46,6 +46,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -399,7 +400,7 @@ def register_layer(cls: type[nn.Module], *, kind: str,
             f"{old.kind!r} layer (owner: {old.owner}); pass overwrite=True to replace it, or "
             f"unregister_layer() first.")
     owner = str(sys._getframe(1).f_globals.get("__name__", "<unknown>"))
-    cal = dict(calibrate) if isinstance(calibrate, Mapping) else calibrate
+    cal = MappingProxyType(dict(calibrate)) if isinstance(calibrate, Mapping) else calibrate
     _USER[cls] = LayerType(cls, kind, fans, blocks, plan, cal, unit_dim, unit_axis, owner)
     _lookup.cache_clear()
     return cls
