@@ -10,6 +10,8 @@ and ``initwise --help`` starts fast; ``from initwise import init`` works as usua
   ``"torch"``, ``"xavier"``, ``"kaiming"``, ``"lecun"``, ``"orthogonal"``).
 * :func:`doctor` -- runs a model on a batch and reports each pitfall with evidence and a fix.
 * :func:`gain`, :func:`fans` -- variance-preserving gain of any activation; fans of any layer.
+* :func:`register_activation` / :func:`activation_facts` and :func:`register_layer` /
+  :func:`layer_type` -- the activation and layer registries every component consults.
 * :mod:`initwise.schemes` -- tensor-level schemes (torch's contract, ``generator=``).
 * :mod:`initwise.theory` -- mean-field signal propagation for any activation (numpy/scipy).
 * :mod:`initwise.data`, :class:`SparseLinear` -- reading sparse/tabular data; sparse layers.
@@ -24,11 +26,19 @@ from initwise._version import __version__
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time names resolve in __getattr__
     from initwise import data, doctor, graph, nn, schemes, theory
-    from initwise.activations import ActivationSpec, resolve_activation
+    from initwise.activations import (
+        ActivationFacts,
+        ActivationSpec,
+        activation_facts,
+        register_activation,
+        resolve_activation,
+        unregister_activation,
+    )
     from initwise.data import Dataset
     from initwise.datainit import init
     from initwise.doctor import Diagnosis, Finding
     from initwise.initreport import InitReport
+    from initwise.layers import layer_type, register_layer, unregister_layer
     from initwise.nn import SparseLinear
     from initwise.policy import apply, register_policy
     from initwise.schemes import Fans, fans
@@ -36,6 +46,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names resolve in __
 
 _SUBPACKAGES = ("data", "doctor", "graph", "nn", "schemes", "theory")
 _EXPORTS = {
+    "ActivationFacts": "initwise.activations",
     "ActivationSpec": "initwise.activations",
     "Dataset": "initwise.data",
     "Diagnosis": "initwise.doctor",
@@ -43,15 +54,22 @@ _EXPORTS = {
     "Finding": "initwise.doctor",
     "InitReport": "initwise.initreport",
     "SparseLinear": "initwise.nn",
+    "activation_facts": "initwise.activations",
     "apply": "initwise.policy",
     "fans": "initwise.schemes",
     "gain": "initwise.schemes.gains",
     "init": "initwise.datainit",
+    "layer_type": "initwise.layers",
+    "register_activation": "initwise.activations",
+    "register_layer": "initwise.layers",
     "register_policy": "initwise.policy",
     "resolve_activation": "initwise.activations",
+    "unregister_activation": "initwise.activations",
+    "unregister_layer": "initwise.layers",
 }
 
 __all__ = [
+    "ActivationFacts",
     "ActivationSpec",
     "Dataset",
     "Diagnosis",
@@ -60,6 +78,7 @@ __all__ = [
     "InitReport",
     "SparseLinear",
     "__version__",
+    "activation_facts",
     "apply",
     "data",
     "doctor",
@@ -67,11 +86,16 @@ __all__ = [
     "gain",
     "graph",
     "init",
+    "layer_type",
     "nn",
+    "register_activation",
+    "register_layer",
     "register_policy",
     "resolve_activation",
     "schemes",
     "theory",
+    "unregister_activation",
+    "unregister_layer",
 ]
 
 

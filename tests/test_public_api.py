@@ -5,9 +5,11 @@ import inspect
 import initwise
 
 EXPECTED = {
-    "ActivationSpec", "Dataset", "Diagnosis", "Fans", "Finding", "InitReport", "SparseLinear",
-    "__version__", "apply", "data", "doctor", "fans", "gain", "graph", "init", "nn",
-    "register_policy", "resolve_activation", "schemes", "theory",
+    "ActivationFacts", "ActivationSpec", "Dataset", "Diagnosis", "Fans", "Finding", "InitReport",
+    "SparseLinear", "__version__", "activation_facts", "apply", "data", "doctor", "fans", "gain",
+    "graph", "init", "layer_type", "nn", "register_activation", "register_layer",
+    "register_policy", "resolve_activation", "schemes", "theory", "unregister_activation",
+    "unregister_layer",
 }
 
 
@@ -47,3 +49,14 @@ def test_lazy_table_covers_all_exactly():
 
     assert set(_EXPORTS) | set(_SUBPACKAGES) | {"__version__"} == set(initwise.__all__)
     assert "init" in dir(initwise)
+
+
+def test_registries_are_exported_with_keyword_only_options():
+    reg = inspect.signature(initwise.register_activation)
+    for kw in ("name", "fn", "overwrite"):
+        assert reg.parameters[kw].kind is inspect.Parameter.KEYWORD_ONLY, kw
+    lay = inspect.signature(initwise.register_layer)
+    for kw in ("kind", "fans", "blocks", "plan", "calibrate", "unit_dim", "unit_axis",
+               "overwrite"):
+        assert lay.parameters[kw].kind is inspect.Parameter.KEYWORD_ONLY, kw
+    assert initwise.layer_type(initwise.nn.SparseLinear(3, 2)).kind == "linear"

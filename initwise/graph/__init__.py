@@ -39,10 +39,12 @@ from torch import nn
 from initwise.graph._kinds import (
     LAYER_KINDS,
     activation_of_module,
+    aliases_of,
     layer_kind,
+    layer_modules,
     norm_name,
 )
-from initwise.graph._model import LayerNode, ModelGraph, Node, build_graph
+from initwise.graph._model import LayerNode, ModelGraph, Node, build_graph, consumers_of
 from initwise.graph._runtime import Recorder, flatten_tensors
 from initwise.graph._structure import trace_structure
 from initwise.modelio import call_model, extract_logits
@@ -54,53 +56,15 @@ __all__ = [
     "ModelGraph",
     "Node",
     "activation_of_module",
+    "aliases_of",
     "check_materialized",
+    "consumers_of",
     "layer_modules",
     "layer_kind",
     "norm_name",
     "trace",
     "trace_structure",
 ]
-
-
-def layer_modules(model: nn.Module) -> dict[str, nn.Module]:
-    """Every layer module of ``model`` by first qualified name, not descending into layers.
-
-    Submodules of a layer (``nn.MultiheadAttention.out_proj``) belong to that layer.
-
-    Args:
-        model: the model.
-
-    Returns:
-        ``{qualified name: module}`` in registration order (see :func:`layer_kind`).
-    """
-    found: dict[str, nn.Module] = {}
-    seen: set[int] = set()
-
-    def walk(m: nn.Module, prefix: str) -> None:
-        if id(m) in seen:
-            return
-        seen.add(id(m))
-        if layer_kind(m) is not None:
-            found[prefix] = m
-            return
-        for name, child in m.named_children():
-            walk(child, f"{prefix}.{name}" if prefix else name)
-
-    walk(model, "")
-    return found
-
-
-def aliases_of(model: nn.Module) -> dict[str, tuple[str, ...]]:
-    """Other qualified names of modules registered under several names, by first name."""
-    first: dict[int, str] = {}
-    extra: dict[str, list[str]] = {}
-    for name, m in model.named_modules(remove_duplicate=False):
-        if id(m) in first:
-            extra.setdefault(first[id(m)], []).append(name)
-        else:
-            first[id(m)] = name
-    return {k: tuple(v) for k, v in extra.items()}
 
 
 def check_materialized(model: Any, *, then: str, meta_remedy: str) -> None:

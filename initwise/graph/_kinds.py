@@ -1,7 +1,9 @@
 """What a module or a torch function *is* for the graph: a layer, an activation, a norm, a stop.
 
-One table per question, so the tracer (runtime) and the structural tracers (torch.fx,
-``nn.Sequential``) classify nodes the same way.
+One answer per question, so the tracer (runtime) and the structural tracers (torch.fx,
+``nn.Sequential``) classify nodes the same way: layer kinds come from the layer registry
+(:mod:`initwise.layers`), activation modules and activation function names from the activation
+registry (:mod:`initwise.activations`), so a registered type is a node of the right role.
 """
 
 from __future__ import annotations
@@ -11,43 +13,27 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
-from torch.nn.modules.conv import _ConvNd, _ConvTransposeNd
 from torch.nn.modules.instancenorm import _InstanceNorm
 
+from initwise.activations import (
+    activation_function_names,
+    module_activation,
+    registered_function,
+)
+from initwise.layers import LAYER_KINDS, layer_kind
+
 __all__ = [
-    "ACTIVATION_FUNCTIONS",
     "LAYER_KINDS",
     "activation_of_function",
     "activation_of_module",
+    "aliases_of",
     "function_role",
     "layer_kind",
+    "layer_modules",
     "norm_name",
     "normalize_function_name",
     "qualified_names",
 ]
-
-LAYER_KINDS = (
-    "linear", "conv", "conv_transpose", "embedding", "embedding_bag", "bilinear", "rnn",
-    "attention", "norm", "other",
-)
-
-# Activation modules, most specific class first (ReLU6 subclasses Hardtanh).
-_ACTIVATION_MODULES: tuple[tuple[type[nn.Module], str], ...] = (
-    (nn.ReLU6, "relu6"), (nn.ReLU, "relu"), (nn.LeakyReLU, "leaky_relu"), (nn.PReLU, "prelu"),
-    (nn.RReLU, "rrelu"), (nn.SELU, "selu"), (nn.CELU, "celu"), (nn.ELU, "elu"),
-    (nn.GELU, "gelu"), (nn.SiLU, "silu"), (nn.Mish, "mish"), (nn.Softplus, "softplus"),
-    (nn.Sigmoid, "sigmoid"), (nn.Tanh, "tanh"), (nn.Hardtanh, "hardtanh"),
-    (nn.Hardswish, "hardswish"), (nn.Hardsigmoid, "hardsigmoid"), (nn.Softsign, "softsign"),
-    (nn.LogSigmoid, "logsigmoid"), (nn.Tanhshrink, "tanhshrink"), (nn.Softshrink, "softshrink"),
-    (nn.Hardshrink, "hardshrink"), (nn.Threshold, "threshold"),
-)
-
-#: Normalized names of torch functions / Tensor methods treated as elementwise activations.
-ACTIVATION_FUNCTIONS = frozenset({
-    "relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "selu", "gelu", "silu",
-    "mish", "softplus", "sigmoid", "tanh", "hardtanh", "hardswish", "hardsigmoid", "softsign",
-    "logsigmoid", "tanhshrink", "softshrink", "hardshrink", "threshold", "sin",
-})
 
 _NORM_FUNCTIONS = {
     "batch_norm": "batchnorm", "layer_norm": "layernorm", "group_norm": "groupnorm",
@@ -73,57 +59,50 @@ def qualified_names(model: nn.Module) -> dict[int, str]:
     return names
 
 
+def layer_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """Every layer module of ``model`` by first qualified name, not descending into layers.
+
+    Submodules of a layer (``nn.MultiheadAttention.out_proj``) belong to that layer.
+
+    Args:
+        model: the model.
+
+    Returns:
+        ``{qualified name: module}`` in registration order (see :func:`layer_kind`).
+    """
+    found: dict[str, nn.Module] = {}
+    seen: set[int] = set()
+
+    def walk(m: nn.Module, prefix: str) -> None:
+        if id(m) in seen:
+            return
+        seen.add(id(m))
+        if layer_kind(m) is not None:
+            found[prefix] = m
+            return
+        for name, child in m.named_children():
+            walk(child, f"{prefix}.{name}" if prefix else name)
+
+    walk(model, "")
+    return found
+
+
+def aliases_of(model: nn.Module) -> dict[str, tuple[str, ...]]:
+    """Other qualified names of modules registered under several names, by first name."""
+    first: dict[int, str] = {}
+    extra: dict[str, list[str]] = {}
+    for name, m in model.named_modules(remove_duplicate=False):
+        if id(m) in first:
+            extra.setdefault(first[id(m)], []).append(name)
+        else:
+            first[id(m)] = name
+    return {k: tuple(v) for k, v in extra.items()}
+
+
 def normalize_function_name(func: Any) -> str:
     """``F.relu``, ``Tensor.relu_``, ``Tensor.__iadd__`` -> ``"relu"``, ``"relu"``, ``"iadd"``."""
     name = getattr(func, "__name__", None) or str(func)
     return name.strip("_")
-
-
-def layer_kind(module: nn.Module) -> str | None:
-    """The graph kind of a module that is a layer, or ``None`` (container, activation, dropout...).
-
-    A module is a layer when it is a known parametrized type, a norm layer (even without affine
-    parameters), or a custom module that holds parameters directly and has no parametrized
-    children (kind ``"other"``). A module that defines ``initwise_fans`` and a 2-D ``weight``
-    (``initwise.nn.SparseLinear``) is ``"linear"``.
-
-    Args:
-        module: any module.
-
-    Returns:
-        One of :data:`LAYER_KINDS`, or ``None``.
-
-    Example:
-        >>> layer_kind(nn.ConvTranspose2d(2, 2, 3)), layer_kind(nn.ReLU())
-        ('conv_transpose', None)
-    """
-    if isinstance(module, nn.MultiheadAttention):
-        return "attention"
-    if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
-        return "rnn"
-    if isinstance(module, nn.Linear):
-        return "linear"
-    if isinstance(module, _ConvTransposeNd):
-        return "conv_transpose"
-    if isinstance(module, _ConvNd):
-        return "conv"
-    if isinstance(module, nn.EmbeddingBag):
-        return "embedding_bag"
-    if isinstance(module, nn.Embedding):
-        return "embedding"
-    if isinstance(module, nn.Bilinear):
-        return "bilinear"
-    if norm_name(module) is not None:
-        return "norm"
-    if activation_of_module(module) is not None:
-        return None
-    weight = module._parameters.get("weight")
-    if hasattr(module, "initwise_fans") and isinstance(weight, torch.Tensor) and weight.dim() == 2:
-        return "linear"
-    own = any(p is not None for p in module._parameters.values())
-    if own and not any(any(True for _ in c.parameters()) for c in module.children()):
-        return "other"
-    return None
 
 
 def norm_name(module: nn.Module) -> str | None:
@@ -157,19 +136,14 @@ def activation_of_module(module: nn.Module) -> str | None:
         module: any module.
 
     Returns:
-        The name as :func:`initwise.activations.resolve_activation` knows it
-        (``nn.GELU(approximate="tanh")`` -> ``"gelu_tanh"``), or ``None``.
+        The name the activation registry gives it (``nn.GELU(approximate="tanh")`` ->
+        ``"gelu_tanh"``; a registered user class -> its registered name), or ``None``.
 
     Example:
         >>> activation_of_module(nn.LeakyReLU(0.2)), activation_of_module(nn.Linear(2, 2))
         ('leaky_relu', None)
     """
-    for cls, name in _ACTIVATION_MODULES:
-        if isinstance(module, cls):
-            if name == "gelu" and getattr(module, "approximate", "none") == "tanh":
-                return "gelu_tanh"
-            return name
-    return None
+    return module_activation(module)
 
 
 def _arg(args: tuple, kwargs: dict, pos: int, key: str, default: Any) -> Any:
@@ -187,8 +161,11 @@ def activation_of_function(
     survive: ``F.leaky_relu(x, 0.2)`` -> ``("leaky_relu", nn.LeakyReLU(0.2))``.
     """
     name = normalize_function_name(func)
-    if name not in ACTIVATION_FUNCTIONS:
+    if name not in activation_function_names():
         return None
+    user = registered_function(name)
+    if user is not None:
+        return name, user
     if name == "leaky_relu":
         return name, nn.LeakyReLU(float(_arg(args, kwargs, 1, "negative_slope", 0.01)))
     if name in ("elu", "celu"):
@@ -224,7 +201,7 @@ def activation_of_function(
 def function_role(func: Any, args: tuple, kwargs: dict) -> str:
     """Role of a function node: ``"activation"``, ``"norm"``, ``"add"``, ``"stop"``, ``"op"``."""
     name = normalize_function_name(func)
-    if name in ACTIVATION_FUNCTIONS:
+    if name in activation_function_names():
         return "activation"
     if name in _NORM_FUNCTIONS:
         return "norm"

@@ -14,13 +14,16 @@ from torch import fx, nn
 from initwise.graph._kinds import (
     activation_of_function,
     activation_of_module,
+    aliases_of,
     function_role,
     layer_kind,
+    layer_modules,
     norm_name,
     norm_of_function,
     qualified_names,
 )
 from initwise.graph._model import ModelGraph, Node, build_graph
+from initwise.modelio import select_output
 
 __all__ = ["trace_structure"]
 
@@ -68,8 +71,6 @@ def _fx_value(model: nn.Module, node: fx.Node) -> Any:
 
 
 def _fx_output(arg: Any) -> tuple[Any, str]:
-    from initwise.modelio import select_output
-
     # a ModelOutput(logits=...) constructor call is a node whose kwargs hold the logits
     if isinstance(arg, fx.Node) and arg.op == "call_function" and "logits" in arg.kwargs:
         return arg.kwargs["logits"], "output.logits"
@@ -184,8 +185,6 @@ def trace_structure(model: nn.Module) -> ModelGraph:
     Raises:
         TypeError: if ``model`` is not an ``nn.Module``.
     """
-    from initwise.graph import aliases_of, layer_modules
-
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}.")
     common = {"all_layers": layer_modules(model), "aliases": aliases_of(model)}

@@ -12,8 +12,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from initwise.initreport import InitReport, ParamRecord
+from initwise.policy._common import legacy_hooks, legacy_names, registered_plan
 from initwise.policy._overrides import Overrides
-from initwise.policy._rules import legacy_hooks, legacy_names
 from initwise.policy._types import ModulePlan, ParamInit, Policy, PolicyContext
 from initwise.state import rng_devices, seeded_rng
 
@@ -118,7 +118,9 @@ class _Walker:
         hit = self.overrides.match(mname, module)
         if hit is not None:
             return self.overrides.decide(hit, mname, module, self.ctx)
-        decision = self.policy(mname, module, self.ctx)
+        decision = registered_plan(mname, module, self.ctx)  # initwise.register_layer(plan=)
+        if decision is None:
+            decision = self.policy(mname, module, self.ctx)
         if decision is not None and not isinstance(decision, (ModulePlan, str)):
             raise TypeError(
                 f"policy {self.policy.name!r} returned {type(decision).__name__} for module "

@@ -33,22 +33,22 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MirrorRole", "mirror_gain", "mirror_roles", "mirrored_fill", "odd_linear_slope"]
+from initwise.activations import activation_facts
+from initwise.graph import consumers_of
+from initwise.policy._common import has_norm, planned_by_registry
+from initwise.schemes import normal_, orthogonal_
 
-#: z grid on which ``phi(z) - phi(-z) = c z`` is checked (float64, relative tolerance below)
-_GRID = np.concatenate([-np.geomspace(8.0, 1e-3, 60), np.geomspace(1e-3, 8.0, 60)])
-_ODD_TOL = 1e-9
+__all__ = ["MirrorRole", "mirror_gain", "mirror_roles", "mirrored_fill", "odd_linear_slope"]
 
 
 def odd_linear_slope(name: str, fn: Any = None) -> float | None:
     """``c`` when the activation satisfies ``phi(z) - phi(-z) = c z`` (``c > 0``), else ``None``.
 
-    Checked numerically in float64 on ``z`` in ``[-8, 8]`` (relative tolerance 1e-9) with the
-    activation's exact numpy form (:func:`initwise.activations.resolve_activation`): ReLU 1,
+    :attr:`initwise.activations.ActivationFacts.odd_slope` (checked numerically in float64 on
+    ``z`` in ``[-8, 8]``, relative tolerance 1e-9, with the activation's exact numpy form): ReLU 1,
     ``LeakyReLU(a)`` ``1 + a``, GELU (both forms), SiLU, softplus and hard-swish 1; tanh, sigmoid,
     ELU, SELU, Mish... ``None``. A module with learnable parameters (``nn.PReLU``) gives ``None``:
     its slope moves during training and may differ per channel.
@@ -57,23 +57,10 @@ def odd_linear_slope(name: str, fn: Any = None) -> float | None:
         >>> odd_linear_slope("leaky_relu", torch.nn.LeakyReLU(0.2))
         1.2
     """
-    from initwise.activations import resolve_activation
-
     if isinstance(fn, nn.Module) and any(True for _ in fn.parameters()):
         return None
-    try:
-        spec = resolve_activation(fn if fn is not None else name)
-        with np.errstate(all="ignore"):
-            ratio = (np.asarray(spec.np_fn(_GRID), dtype=np.float64)
-                     - np.asarray(spec.np_fn(-_GRID), dtype=np.float64)) / _GRID
-    except (TypeError, ValueError, ArithmeticError):
-        return None
-    if ratio.shape != _GRID.shape or not np.isfinite(ratio).all():
-        return None
-    c = float(np.median(ratio))
-    if c <= 1e-6 or float(np.abs(ratio - c).max()) > _ODD_TOL * c:
-        return None
-    return round(c, 12)
+    facts = activation_facts(fn if fn is not None else name)
+    return facts.odd_slope if facts is not None else None
 
 
 class MirrorRole:
@@ -126,10 +113,7 @@ def mirror_roles(ctx: Any) -> dict[int, MirrorRole]:
     ctx._mirror_roles = roles
     if ctx.policy_name != "auto":  # both halves must be drawn by this rule
         return roles
-    from initwise.graph._model import consumers_of
-    from initwise.policy._rules import _has_norm  # (the orthogonal rule's condition too)
-
-    if _has_norm(ctx):
+    if has_norm(ctx):  # (the orthogonal rule's condition too)
         return roles
     graph = ctx.graph
     nodes = graph.nodes
@@ -138,13 +122,16 @@ def mirror_roles(ctx: Any) -> dict[int, MirrorRole]:
     calls = {id(layer.module): layer.calls for layer in graph.layers}
     owners = _owners(ctx.model)
     drawn = getattr(ctx, "policy_draws", None) or (lambda m: True)
+    names = {id(m): n for n, m in ctx.model.named_modules()}
 
     def usable(module: Any) -> bool:
         # a parametrized weight (weight_norm...) is computed, not a leaf: not mirrored; an
         # overridden or frozen layer is not drawn by this rule, so its partner must not be either
         weight = module._parameters.get("weight") if _plain_linear(module) else None
+        # (a registered layer plan may keep the module's own values: not drawn by the rule)
         return (weight is not None and calls.get(id(module)) == 1
-                and owners.get(id(weight), 0) == 1 and drawn(module))
+                and owners.get(id(weight), 0) == 1 and drawn(module)
+                and not planned_by_registry(names.get(id(module), ""), module, ctx.model))
 
     for n in nodes:
         lin = n.module
@@ -185,8 +172,6 @@ def mirrored_fill(rows: int, cols: int, role: MirrorRole, gain: float, orthogona
     caller's (:func:`mirror_gain` for an anti-mirrored input). A tensor of another shape (a
     parametrization's) gets ``fallback``.
     """
-    from initwise.schemes import normal_, orthogonal_
-
     def fill(t: torch.Tensor, g: torch.Generator) -> None:
         if tuple(t.shape) != (rows, cols):
             fallback(t, g)

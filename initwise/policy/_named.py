@@ -18,17 +18,23 @@ from typing import Any
 
 from torch import nn
 
+import initwise.schemes as schemes
+from initwise.activations import activation_facts, resolve_activation
 from initwise.graph import layer_kind, norm_name
-from initwise.policy._rules import (
+from initwise.layers import layer_type
+from initwise.policy._common import (
     ZEROS,
-    _custom_biases,
-    _own,
     blockwise,
+    custom_biases,
+    is_bias,
     normal,
-    structural_plan,
+    own_params,
     zero_padding,
 )
+from initwise.policy._rules import auto_policy, dense_plan, structural_plan
 from initwise.policy._types import ModulePlan, ParamInit, PolicyContext, activation_key
+from initwise.schemes.fans import Block, Fans, blocks, fans, tensor_fans
+from initwise.theory import criticality
 
 __all__ = ["SCHEME_NAMES", "critical", "named_policy", "torch_policy"]
 
@@ -40,31 +46,29 @@ SCHEME_NAMES = (
 
 
 def _scheme_fill(scheme: str, fans: Any, gain: float, act: Any) -> Callable[..., Any]:
-    import initwise.schemes as S
-
     if scheme in ("xavier_uniform", "xavier_normal"):
-        fn = getattr(S, scheme + "_")
+        fn = getattr(schemes, scheme + "_")
         return lambda t, g: fn(t, gain=1.0, generator=g, fans=fans)
     if scheme in ("kaiming_normal", "kaiming_uniform"):
-        fn = getattr(S, scheme + "_")
+        fn = getattr(schemes, scheme + "_")
         nonlinearity = act if act is not None else "linear"
         return lambda t, g: fn(t, 0, "fan_in", nonlinearity, g, fans=fans)
     if scheme in ("lecun_normal", "lecun_uniform"):
-        fn = getattr(S, scheme + "_")
+        fn = getattr(schemes, scheme + "_")
         return lambda t, g: fn(t, g, fans=fans)
     if scheme == "orthogonal":
-        return lambda t, g: S.orthogonal_(t, gain, g)
+        return lambda t, g: schemes.orthogonal_(t, gain, g)
     raise ValueError(f"scheme: unknown scheme {scheme!r}; valid: {list(SCHEME_NAMES)}.")
 
 
 def _weight_fans(module: nn.Module, pname: str) -> list[Any]:
     """Blocks of a weight with module-aware fans (one-hot view for embedding tables)."""
-    from initwise.schemes.fans import Block, Fans, blocks, tensor_fans
-
     if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
         f = Fans(module.num_embeddings, module.embedding_dim, 1)
         return [Block("all", slice(0, module.num_embeddings), f)]
-    if layer_kind(module) == "other" and not hasattr(module, "initwise_fans"):
+    registered = layer_type(module)
+    if (layer_kind(module) == "other" and not hasattr(module, "initwise_fans")
+            and (registered is None or registered.fans is None)):
         tensor = getattr(module, pname)
         return [Block("all", slice(0, tensor.shape[0]), tensor_fans(tensor))]
     return blocks(module, pname)
@@ -79,25 +83,17 @@ def _gain_and_act(module: nn.Module, ctx: PolicyContext, scheme: str) -> tuple[f
     return ctx.gain(module), (act[1] if act[1] is not None else act[0])
 
 
-def _is_bias(pname: str) -> bool:
-    """``bias``, ``bias_ih_l0``, ``in_proj_bias`` -- but not MHA's learned ``bias_k``/``bias_v``
-    rows, which are keys/values, not additive biases."""
-    if pname in ("bias_k", "bias_v"):
-        return False
-    return pname == "bias" or pname.startswith("bias_") or pname.endswith("_bias")
-
-
 def named_plan(scheme: str, name: str, module: nn.Module, ctx: PolicyContext) -> ModulePlan | None:
     """The plan of the named scheme ``scheme`` for one module (see the module docstring)."""
     kind = layer_kind(module)
     if kind == "norm" or norm_name(module) is not None or isinstance(module, nn.PReLU):
         return structural_plan(name, module, ctx)
     if kind is None:
-        return _custom_biases(module)
+        return custom_biases(module)
     gain, act = _gain_and_act(module, ctx, scheme)
     plan = ModulePlan()
-    for pname in _own(module):
-        if _is_bias(pname):
+    for pname in own_params(module):
+        if is_bias(pname):
             plan.params[pname] = ZEROS
             continue
         try:
@@ -188,8 +184,6 @@ def critical(sigma_b: float | None = None) -> Callable[..., ModulePlan | None]:
     cache: dict[tuple[str, Any], tuple[float, float] | None] = {}
 
     def policy(name: str, module: nn.Module, ctx: PolicyContext) -> ModulePlan | None:
-        from initwise.policy._rules import auto_policy, dense_plan
-
         if layer_kind(module) not in ("linear", "conv", "conv_transpose", "bilinear"):
             return auto_policy(name, module, ctx)
         act = ctx.activation(module)
@@ -218,13 +212,12 @@ def _edge(act: tuple[str, Any], sigma_b: float | None) -> tuple[float, float] | 
     Raises:
         ValueError: an explicit ``sigma_b`` with no stable critical point.
     """
-    from initwise.activations import resolve_activation
-    from initwise.theory.criticality import edge_of_chaos
-
-    spec = resolve_activation(act[1] if act[1] is not None else act[0])
+    target = act[1] if act[1] is not None else act[0]
+    facts = activation_facts(target)
+    spec = facts.spec if facts is not None else resolve_activation(target)  # (raises: why)
     if sigma_b is not None:
         try:
-            return _sigma_w(edge_of_chaos(spec, sigma_b=float(sigma_b))), float(sigma_b)
+            return _sigma_w(criticality.edge_of_chaos(spec, sigma_b=float(sigma_b))), float(sigma_b)
         except ValueError as exc:
             raise ValueError(
                 f"critical: no edge of chaos for {act[0]!r} at sigma_b={sigma_b} ({exc}); use "
@@ -232,19 +225,17 @@ def _edge(act: tuple[str, Any], sigma_b: float | None) -> tuple[float, float] | 
             ) from exc
     for sb in default_sigma_b(spec):
         try:
-            return _sigma_w(edge_of_chaos(spec, sigma_b=sb)), sb
+            return _sigma_w(criticality.edge_of_chaos(spec, sigma_b=sb)), sb
         except ValueError:
             continue
     return None
 
 
 def _critical_plan(module: nn.Module, act: str, sw: float, sb: float) -> ModulePlan:
-    from initwise.schemes.fans import fans
-
     f = fans(module, "weight")
     note = f"edge of chaos for {act}: sigma_w={sw:.4g}, sigma_b={sb:.4g}"
     plan = ModulePlan({"weight": ParamInit("critical_normal", normal(sw / math.sqrt(f.fan_in)),
                                            f.fan_in, f.fan_out, sw, note)})
-    if "bias" in _own(module):
+    if "bias" in own_params(module):
         plan.params["bias"] = ParamInit("normal", normal(sb), note=note) if sb > 0 else ZEROS
     return plan

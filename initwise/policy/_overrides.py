@@ -153,13 +153,14 @@ class Overrides:
                        ctx: PolicyContext) -> ModulePlan:
         """A tensor scheme for every >= 2-d parameter and every parameter ``"auto"`` does not
         cover; the rest (biases, norm weights of known layers) as ``"auto"`` decides."""
-        from initwise.policy._rules import _own, auto_policy
+        from initwise.policy._common import own_params
+        from initwise.policy._rules import auto_policy
 
         base = auto_policy(name, module, ctx) or ModulePlan()
         plan = ModulePlan(dict(base.params), base.reset_running_stats, base.note)
         scheme = getattr(fn, "__name__", type(fn).__name__)
         fill = tensor_scheme_fill(fn, rng_devices(ctx.model))
-        for pname in _own(module):
+        for pname in own_params(module):
             if getattr(module, pname).dim() >= 2 or pname not in base.params:
                 plan.params[pname] = ParamInit(scheme.rstrip("_"), fill, note="user override")
         return plan

@@ -71,54 +71,34 @@ import torch
 from torch import nn
 
 from initwise.graph import layer_kind, norm_name
+from initwise.policy._common import (
+    ONES,
+    ZEROS,
+    blockwise,
+    constant,
+    custom_biases,
+    has_norm,
+    has_param,
+    normal,
+    own_params,
+    zero_padding,
+)
 from initwise.policy._mirror import mirror_gain, mirror_roles, mirrored_fill
 from initwise.policy._types import ModulePlan, ParamInit, PolicyContext
+from initwise.schemes import orthogonal_
+from initwise.schemes.fans import blocks, fans
 
 __all__ = [
+    "ORTHOGONAL_MAX_FAN_IN",
+    "ORTHOGONAL_MAX_WORK",
+    "attention_plan",
     "auto_policy",
-    "blockwise",
-    "constant",
-    "normal",
-    "zero_padding",
+    "dense_plan",
+    "embedding_plan",
+    "norm_plan",
+    "rnn_plan",
+    "structural_plan",
 ]
-
-
-def normal(std: float) -> Any:
-    """A fill drawing ``N(0, std^2)`` (via :func:`initwise.schemes.normal_`)."""
-    from initwise.schemes import normal_
-
-    return lambda t, g: normal_(t, 0.0, std, generator=g)
-
-
-def constant(value: float) -> Any:
-    """A fill writing ``value`` everywhere (no randomness)."""
-    return lambda t, g: t.fill_(value)
-
-
-def blockwise(blocks: list[Any], make_fill: Any) -> Any:
-    """A fill applying ``make_fill(block)`` to the rows of each block of a packed weight."""
-
-    def fill(t: torch.Tensor, g: torch.Generator) -> None:
-        for block in blocks:
-            make_fill(block)(t[block.rows], g)
-
-    return fill
-
-
-def zero_padding(fill: Any, padding_idx: int | None) -> Any:
-    """Wrap ``fill`` so that the row ``padding_idx`` ends up 0 (Embedding/EmbeddingBag)."""
-    if padding_idx is None:
-        return fill
-
-    def wrapped(t: torch.Tensor, g: torch.Generator) -> None:
-        fill(t, g)
-        t[padding_idx].zero_()
-
-    return wrapped
-
-
-ZEROS = ParamInit("zeros", constant(0.0))
-ONES = ParamInit("ones", constant(1.0))
 
 
 def _act_note(ctx: PolicyContext, module: nn.Module) -> tuple[float, str, str]:
@@ -144,8 +124,6 @@ def _act_note(ctx: PolicyContext, module: nn.Module) -> tuple[float, str, str]:
 def dense_plan(name: str, module: nn.Module, ctx: PolicyContext) -> ModulePlan:
     """Linear/Conv/ConvTranspose/Bilinear/SparseLinear: ``N(0, g^2 / fan_in)`` (orthogonal with
     that variance for a hidden ``nn.Linear``), bias 0."""
-    from initwise.schemes.fans import fans
-
     f = fans(module, "weight")
     g, scheme, note = _act_note(ctx, module)
     n_res = _norm_free_branches(ctx)
@@ -183,7 +161,7 @@ def dense_plan(name: str, module: nn.Module, ctx: PolicyContext) -> ModulePlan:
         note += (f"; hidden Linear: orthogonal (isometric) draw, gain {scale:.4g}"
                  + (f" = {g:.4g} x sqrt(out/in)" if rows > cols else ""))
     plan = ModulePlan({"weight": ParamInit(scheme, fill, fan_in, f.fan_out, g, note)})
-    if _has(module, "bias"):
+    if has_param(module, "bias"):
         plan.params["bias"] = ZEROS
     return plan
 
@@ -214,7 +192,7 @@ def _orthogonal_hidden(module: nn.Module, node: Any, ctx: PolicyContext,
     """
     if not isinstance(module, nn.Linear) or node is None or node.module is not module:
         return False  # (nn.MultiheadAttention's out_proj keeps the Gaussian draw)
-    if node.is_output or _has_norm(ctx):
+    if node.is_output or has_norm(ctx):
         return False
     rows, cols = shape or (module.out_features, module.in_features)  # also under weight norm
     if rows * cols == 0:
@@ -231,8 +209,6 @@ def _mirror_role(module: nn.Module, ctx: PolicyContext) -> Any:
 def _scaled_orthogonal(scale: float, shape: tuple[int, int], gaussian: Any) -> Any:
     """``scale * orthogonal`` for a tensor of the weight's ``(out, in)`` shape; any other
     tensor (a parametrization whose original has another shape) gets the ``gaussian`` fill."""
-    from initwise.schemes import orthogonal_
-
     def fill(t: torch.Tensor, g: torch.Generator) -> None:
         if tuple(t.shape) == shape:
             orthogonal_(t, scale, g)
@@ -257,14 +233,9 @@ def _norm_free_branches(ctx: PolicyContext) -> int:
     multiply it by ``1 + 1/N`` instead, ``(1 + 1/N)^N < e`` in all (GPT-2's ``1/sqrt(N)`` on
     residual projections; Fixup, arXiv:1901.09321, in spirit).
     """
-    if _has_norm(ctx):
+    if has_norm(ctx):
         return 0
     return sum(1 for n in ctx.graph.layers if n.residual)
-
-
-def _has_norm(ctx: PolicyContext) -> bool:
-    """Whether the traced graph contains a normalization (module or functional)."""
-    return any(n.role == "norm" or n.kind == "norm" for n in ctx.graph.nodes)
 
 
 def _tied_output(module: nn.Module, ctx: PolicyContext) -> str | None:
@@ -303,10 +274,8 @@ def embedding_plan(name: str, module: nn.Module, ctx: PolicyContext) -> ModulePl
 
 def attention_plan(name: str, module: nn.MultiheadAttention, ctx: PolicyContext) -> ModulePlan:
     """MultiheadAttention's own parameters (``out_proj`` is a Linear child)."""
-    from initwise.schemes.fans import blocks, fans
-
     plan = ModulePlan()
-    for pname in _own(module):
+    for pname in own_params(module):
         if pname == "in_proj_weight":
             bl = blocks(module, pname)
             plan.params[pname] = ParamInit(
@@ -323,12 +292,9 @@ def attention_plan(name: str, module: nn.MultiheadAttention, ctx: PolicyContext)
 
 def rnn_plan(name: str, module: nn.Module, ctx: PolicyContext) -> ModulePlan:
     """RNN/LSTM/GRU and cells: LeCun inputs, orthogonal recurrences, forget-gate bias 1."""
-    from initwise.schemes import orthogonal_
-    from initwise.schemes.fans import blocks
-
     plan = ModulePlan()
     lstm = isinstance(module, (nn.LSTM, nn.LSTMCell))
-    for pname in _own(module):
+    for pname in own_params(module):
         bl = blocks(module, pname)
         f = bl[0].fans
         if pname.startswith("weight_hh"):
@@ -351,52 +317,12 @@ def rnn_plan(name: str, module: nn.Module, ctx: PolicyContext) -> ModulePlan:
 def norm_plan(name: str, module: nn.Module, ctx: PolicyContext) -> ModulePlan:
     """Norm layers: weight 1, bias 0, running statistics reset."""
     plan = ModulePlan(reset_running_stats=hasattr(module, "reset_running_stats"))
-    for pname in _own(module):
+    for pname in own_params(module):
         if pname == "weight":
             plan.params[pname] = ONES
         elif pname == "bias":
             plan.params[pname] = ZEROS
     return plan
-
-
-def legacy_hooks(module: nn.Module) -> dict[str, Any]:
-    """Old-style reparametrization hooks (``torch.nn.utils.spectral_norm`` / ``weight_norm``) of
-    ``module``, by the name of the tensor they compute (``"weight"``)."""
-    from torch.nn.utils.spectral_norm import SpectralNorm
-    from torch.nn.utils.weight_norm import WeightNorm
-
-    return {h.name: h for h in module._forward_pre_hooks.values()
-            if isinstance(h, (SpectralNorm, WeightNorm))}
-
-
-def legacy_names(module: nn.Module) -> dict[str, str]:
-    """Raw parameter name -> the name policies plan for, for old-style hooks: spectral_norm's
-    ``weight_orig`` and weight_norm's ``weight_v`` stand for ``weight``; weight_norm's magnitude
-    ``weight_g`` maps to ``""`` (it is set together with ``weight_v``)."""
-    from torch.nn.utils.spectral_norm import SpectralNorm
-
-    out: dict[str, str] = {}
-    for name, hook in legacy_hooks(module).items():
-        if isinstance(hook, SpectralNorm):
-            out[f"{name}_orig"] = name
-        else:
-            out[f"{name}_v"], out[f"{name}_g"] = name, ""
-    return out
-
-
-def _own(module: nn.Module) -> list[str]:
-    from torch.nn.utils import parametrize
-
-    legacy = legacy_names(module)
-    names = [legacy.get(k, k) for k, v in module._parameters.items() if v is not None]
-    names = [n for n in names if n]
-    if parametrize.is_parametrized(module):
-        names += list(module.parametrizations.keys())
-    return names
-
-
-def _has(module: nn.Module, pname: str) -> bool:
-    return pname in _own(module)
 
 
 def structural_plan(name: str, module: nn.Module, ctx: PolicyContext) -> ModulePlan | None:
@@ -415,18 +341,6 @@ def structural_plan(name: str, module: nn.Module, ctx: PolicyContext) -> ModuleP
     return None
 
 
-def _custom_biases(module: nn.Module) -> ModulePlan | None:
-    """A custom module without ``reset_parameters``: its bias-named parameters are 0 (the
-    universal convention); the rest stay uncovered (``on_unknown``)."""
-    if any(callable(getattr(module, a, None)) for a in ("reset_parameters", "_reset_parameters")):
-        return None
-    from initwise.policy._named import _is_bias
-
-    biases = {p: ParamInit("zeros", constant(0.0), note="bias of a custom module")
-              for p in _own(module) if _is_bias(p)}
-    return ModulePlan(biases) if biases else None
-
-
 def auto_policy(name: str, module: nn.Module, ctx: PolicyContext) -> ModulePlan | None:
     """The ``"auto"`` policy (rules in the module docstring)."""
     kind = layer_kind(module)
@@ -434,4 +348,4 @@ def auto_policy(name: str, module: nn.Module, ctx: PolicyContext) -> ModulePlan 
         return dense_plan(name, module, ctx)
     if kind in ("embedding", "embedding_bag"):
         return embedding_plan(name, module, ctx)
-    return structural_plan(name, module, ctx) or _custom_biases(module)
+    return structural_plan(name, module, ctx) or custom_biases(module)

@@ -10,6 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from initwise.graph import trace, trace_structure
+from initwise.schemes.gains import gain as activation_gain
+
 __all__ = [
     "Fill",
     "ModulePlan",
@@ -102,8 +105,6 @@ class PolicyContext:
         """The :class:`~initwise.graph.ModelGraph`: traced on ``example_inputs`` when given,
         else :func:`~initwise.graph.trace_structure` (computed on first use)."""
         if self._graph is None:
-            from initwise.graph import trace, trace_structure
-
             if self._inputs is not None:
                 self._graph = trace(self.model, self._inputs)
             else:
@@ -139,10 +140,8 @@ class PolicyContext:
         name, fn = act
         key = activation_key(name, fn)
         if key not in self._gains:
-            from initwise.schemes.gains import gain
-
             try:
-                value = float(gain(fn if fn is not None else name, mode="variance"))
+                value = float(activation_gain(fn if fn is not None else name, mode="variance"))
             except ValueError as exc:
                 raise ValueError(
                     f"no variance gain for the activation {name!r} after module "

@@ -38,75 +38,22 @@ lookup), so the variance-relevant fan-in is 1 per lookup; the bag size is a prop
 (see ``initwise.datainit``). The one-hot view ``fan_in = num_embeddings`` is available as
 ``module.weight.shape[0]`` for policies that want it.
 
-Extension point: a module defining ``initwise_fans(self, name) -> Fans`` is asked first (and
-``initwise_blocks(self, name) -> list[Block]`` for :func:`blocks`).
+Extension points: a module defining ``initwise_fans(self, name) -> Fans`` is asked first (and
+``initwise_blocks(self, name) -> list[Block]`` for :func:`blocks`); then the layer registry
+(:func:`initwise.layers.layer_type`), whose built-in entries hold the rules of the table above
+and to which :func:`initwise.register_layer` adds ``fans=`` / ``blocks=`` for new types.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from initwise.layers import REMEDY, Block, Fans, layer_type
+
 __all__ = ["Block", "Fans", "blocks", "fans", "tensor_fans"]
-
-_REMEDY = (
-    "pass fans=Fans(fan_in, fan_out, receptive_field) to the scheme explicitly, or define "
-    "`initwise_fans(self, name) -> Fans` on the module"
-)
-
-
-@dataclass(frozen=True)
-class Fans:
-    """Fan-in, fan-out and receptive field of one weight matrix (or one block of it).
-
-    Attributes:
-        fan_in: terms summed into one output element (forward pass).
-        fan_out: terms summed into one input-gradient element (backward pass).
-        receptive_field: kernel taps (1 for dense layers).
-
-    Unpacks like a tuple: ``fan_in, fan_out, rf = fans(conv)``.
-    """
-
-    fan_in: int
-    fan_out: int
-    receptive_field: int = 1
-
-    def __post_init__(self) -> None:
-        for field_name in ("fan_in", "fan_out", "receptive_field"):
-            value = getattr(self, field_name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise TypeError(
-                    f"Fans.{field_name} must be a non-negative int, got {value!r}"
-                )
-
-    def __iter__(self) -> Iterator[int]:
-        return iter((self.fan_in, self.fan_out, self.receptive_field))
-
-    @property
-    def fan_avg(self) -> float:
-        """The mean ``(fan_in + fan_out) / 2`` (Glorot's and Keras' ``fan_avg``)."""
-        return (self.fan_in + self.fan_out) / 2
-
-
-@dataclass(frozen=True)
-class Block:
-    """One block of a packed weight: rows ``rows`` along dim 0, with its own fans.
-
-    Attributes:
-        label: ``"q"``, ``"k"``, ``"v"``; ``"input"``, ``"forget"``, ``"cell"``, ``"output"``
-            (LSTM); ``"reset"``, ``"update"``, ``"new"`` (GRU); ``"all"`` for an unpacked weight.
-        rows: the slice of dim 0 this block occupies.
-        fans: the block's fans.
-    """
-
-    label: str
-    rows: slice
-    fans: Fans
 
 
 def tensor_fans(tensor: torch.Tensor) -> Fans:
@@ -131,7 +78,7 @@ def tensor_fans(tensor: torch.Tensor) -> Fans:
     if tensor.dim() < 2:
         raise ValueError(
             f"fans need a tensor with at least 2 dimensions (out, in, *kernel), got shape "
-            f"{tuple(tensor.shape)}; for a bias or other vector, {_REMEDY}"
+            f"{tuple(tensor.shape)}; for a bias or other vector, {REMEDY}"
         )
     rf = math.prod(tensor.shape[2:])
     return Fans(int(tensor.shape[1]) * rf, int(tensor.shape[0]) * rf, rf)
@@ -178,11 +125,11 @@ def fans(obj: torch.Tensor | nn.Module, name: str = "weight") -> Fans:
             )
         return result
     _check_param(module, name)
-    for types, rule in _RULES:
-        if isinstance(module, types):
-            return rule(module, name)
+    registered = layer_type(module)
+    if registered is not None and registered.fans is not None:
+        return registered.fans(module, name)
     raise ValueError(
-        f"initwise does not know the fans of {type(module).__name__}.{name}; {_REMEDY}, or use "
+        f"initwise does not know the fans of {type(module).__name__}.{name}; {REMEDY}, or use "
         f"fans(module.{name}) for the torch-layout fans of the bare tensor"
     )
 
@@ -213,16 +160,12 @@ def blocks(module: nn.Module, name: str = "weight") -> list[Block]:
     custom = getattr(module, "initwise_blocks", None)
     if callable(custom):
         return list(custom(name))
+    registered = layer_type(module)
+    if registered is not None and registered.blocks is not None:
+        _check_param(module, name)
+        return list(registered.blocks(module, name))
     f = fans(module, name)
     rows = int(getattr(module, name).shape[0]) if getattr(module, name).dim() else 1
-    if isinstance(module, nn.MultiheadAttention) and name.startswith("in_proj_"):
-        e = module.embed_dim
-        return [Block(lbl, slice(i * e, (i + 1) * e), _mha_proj_fans(module, lbl))
-                for i, lbl in enumerate("qkv")]
-    labels = _gate_labels(module)
-    if labels and _RNN_PARAM.match(name) and not name.startswith("weight_hr"):
-        h = rows // len(labels)
-        return [Block(lbl, slice(i * h, (i + 1) * h), f) for i, lbl in enumerate(labels)]
     return [Block("all", slice(0, rows), f)]
 
 
@@ -266,98 +209,3 @@ def _check_param(module: nn.Module, name: str) -> None:
             f"{type(module).__name__}.{name} is a lazy parameter that is not materialized yet; "
             f"run one forward pass (or call initwise after the first batch) so its shape is known"
         )
-
-
-def _unknown_param(module: nn.Module, name: str, valid: list[str]) -> ValueError:
-    return ValueError(
-        f"initwise does not know the fans of {type(module).__name__}.{name} (it knows {valid}); "
-        f"{_REMEDY}"
-    )
-
-
-def _avg_taps(kernel: tuple[int, ...], stride: tuple[int, ...], channels: int) -> int:
-    """``channels * prod(kernel) / prod(stride)`` rounded half up, at least 1."""
-    exact = channels * math.prod(kernel) / math.prod(stride)
-    return max(1, math.floor(exact + 0.5))
-
-
-# ---------------------------------------------------------------------------------------------
-# per-type rules
-
-
-def _linear(m: nn.Linear, name: str) -> Fans:
-    if name not in ("weight", "bias"):
-        raise _unknown_param(m, name, ["weight", "bias"])
-    return Fans(m.in_features, m.out_features, 1)
-
-
-def _bilinear(m: nn.Bilinear, name: str) -> Fans:
-    if name not in ("weight", "bias"):
-        raise _unknown_param(m, name, ["weight", "bias"])
-    return Fans(m.in1_features * m.in2_features, m.out_features * m.in2_features, 1)
-
-
-def _conv(m: nn.modules.conv._ConvNd, name: str) -> Fans:
-    if name not in ("weight", "bias"):
-        raise _unknown_param(m, name, ["weight", "bias"])
-    k, s, g = tuple(m.kernel_size), tuple(m.stride), m.groups
-    rf = math.prod(k)
-    if m.transposed:
-        return Fans(_avg_taps(k, s, m.in_channels // g), m.out_channels // g * rf, rf)
-    return Fans(m.in_channels // g * rf, _avg_taps(k, s, m.out_channels // g), rf)
-
-
-def _embedding(m: nn.Embedding | nn.EmbeddingBag, name: str) -> Fans:
-    if name != "weight":
-        raise _unknown_param(m, name, ["weight"])
-    return Fans(1, m.embedding_dim, 1)
-
-
-def _mha_proj_fans(m: nn.MultiheadAttention, which: str) -> Fans:
-    return Fans({"q": m.embed_dim, "k": m.kdim, "v": m.vdim}[which], m.embed_dim, 1)
-
-
-def _mha(m: nn.MultiheadAttention, name: str) -> Fans:
-    if name in ("in_proj_weight", "in_proj_bias", "q_proj_weight"):
-        return _mha_proj_fans(m, "q")
-    if name in ("k_proj_weight", "v_proj_weight"):
-        return _mha_proj_fans(m, name[0])
-    if name in ("bias_k", "bias_v"):
-        return Fans(1, m.embed_dim, 1)
-    raise _unknown_param(m, name, [
-        "in_proj_weight", "in_proj_bias", "q_proj_weight", "k_proj_weight", "v_proj_weight",
-        "bias_k", "bias_v", "out_proj.weight", "out_proj.bias",
-    ])
-
-
-_RNN_PARAM = re.compile(r"^(weight|bias)_(ih|hh|hr)(_l\d+)?(_reverse)?$")
-
-
-def _rnn(m: nn.RNNBase | nn.RNNCellBase, name: str) -> Fans:
-    match = _RNN_PARAM.match(name)
-    if match is None:
-        raise _unknown_param(m, name, ["weight_ih_l{k}[_reverse]", "weight_hh_l{k}[_reverse]",
-                                       "bias_ih_l{k}[_reverse]", "bias_hh_l{k}[_reverse]",
-                                       "weight_hr_l{k}[_reverse]"])
-    kind, suffix = match.group(2), (match.group(3) or "") + (match.group(4) or "")
-    weight = getattr(m, f"weight_{kind}{suffix}")
-    fan_out = int(weight.shape[0]) if kind == "hr" else m.hidden_size
-    return Fans(int(weight.shape[1]), fan_out, 1)
-
-
-def _gate_labels(module: nn.Module) -> tuple[str, ...]:
-    if isinstance(module, (nn.LSTM, nn.LSTMCell)):
-        return ("input", "forget", "cell", "output")
-    if isinstance(module, (nn.GRU, nn.GRUCell)):
-        return ("reset", "update", "new")
-    return ()
-
-
-_RULES: list[tuple[type | tuple[type, ...], object]] = [
-    (nn.modules.conv._ConvNd, _conv),
-    (nn.MultiheadAttention, _mha),
-    ((nn.RNNBase, nn.RNNCellBase), _rnn),
-    ((nn.Embedding, nn.EmbeddingBag), _embedding),
-    (nn.Bilinear, _bilinear),
-    (nn.Linear, _linear),
-]

@@ -19,10 +19,13 @@ with LeCun init), and it knows only ``linear``/conv names, ``sigmoid``, ``tanh``
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
+import torch
+
+from initwise.activations import known_activations, resolve_activation, variance_gain
+from initwise.theory import maps as theory_maps
 
 __all__ = ["GAIN_MODES", "gain", "gain_table", "format_gain_table", "second_moment"]
 
@@ -42,15 +45,8 @@ def second_moment(activation: Any, q: float = 1.0, **params: Any) -> float:
     Returns:
         The second moment (float).
     """
-    from initwise.theory.maps import second_moment as moment
-
-    return float(moment(_numpy_activation(activation, params), q))
-
-
-def _numpy_activation(activation: Any, params: dict[str, Any]) -> Any:
-    from initwise.activations import resolve_activation
-
-    return resolve_activation(activation, **params).np_activation
+    spec = resolve_activation(activation, **params)
+    return float(theory_maps.second_moment(spec.np_activation, q))
 
 
 def gain(activation: Any, mode: str = "variance", **params: Any) -> float:
@@ -83,25 +79,13 @@ def gain(activation: Any, mode: str = "variance", **params: Any) -> float:
     """
     if mode not in GAIN_MODES:
         raise ValueError(f"gain: unknown mode {mode!r}; valid: {list(GAIN_MODES)}.")
-    from initwise.activations import resolve_activation
-
     spec = resolve_activation(activation, **params)
     if mode == "torch":
         return _torch_gain(spec)
-    from initwise.theory.maps import second_moment as moment
-
-    m2 = float(moment(spec.np_activation, 1.0))
-    if not (m2 > 0 and math.isfinite(m2)):
-        raise ValueError(
-            f"gain: activation {spec.name!r} has E[phi(z)^2] = {m2}; a variance gain needs a "
-            "finite, positive second moment."
-        )
-    return 1.0 / math.sqrt(m2)
+    return variance_gain(spec)  # the one computation (ActivationFacts.gain is this number)
 
 
 def _torch_gain(spec: Any) -> float:
-    import torch
-
     torch_name = _TORCH_NAMES.get(spec.name)
     if torch_name is None:
         raise ValueError(
@@ -120,10 +104,6 @@ def gain_table() -> list[dict[str, Any]]:
         Rows ``{"name", "params", "variance_gain", "second_moment", "torch_gain", "note"}``;
         ``torch_gain`` is ``None`` with note ``"unsupported"`` where torch raises.
     """
-    import torch
-
-    from initwise.activations import known_activations, resolve_activation
-
     rows = []
     for name in known_activations():
         spec = resolve_activation(name)
