@@ -17,6 +17,7 @@ from initwise.datainit._output import TargetStats, calibrate_output
 from initwise.datainit._walk import WalkConfig, calibrate_layers
 from initwise.graph import trace
 from initwise.initreport import InitReport, LossCalibration
+from initwise.layers import layer_type
 from initwise.measure import all_reduce_sum, dist_active
 from initwise.modelio import (
     call_model,
@@ -80,6 +81,24 @@ def _generator(generator: torch.Generator | int | None,
     return torch.Generator().manual_seed(seed), seed
 
 
+def _registered_opt_outs(model: nn.Module) -> dict[str, str]:
+    """``{module name: reason}`` for modules a layer registration keeps out of the calibration
+    (:func:`initwise.register_layer` with ``calibrate=False`` or ``{param: False}``; the
+    registration covers the registered module's whole subtree)."""
+    out: dict[str, str] = {}
+    for root, mod in model.named_modules():
+        t = layer_type(mod)
+        if t is None or t.calibrate is True:
+            continue
+        for sub, child in mod.named_modules():
+            full = f"{root}.{sub}" if root and sub else (root or sub)
+            own = [p for p in child._parameters if not t.calibrates(f"{sub}.{p}" if sub else p)]
+            if own:
+                out.setdefault(full, f"registered {t.cls.__name__} with calibrate False for "
+                                     f"{', '.join(own)}")
+    return out
+
+
 def _not_calibrated(model: nn.Module, overrides: Any, calibrate: Any,
                     include_frozen: bool) -> dict[str, str]:
     """``{module name: reason}`` of the layers the calibration must leave as they are."""
@@ -90,11 +109,15 @@ def _not_calibrated(model: nn.Module, overrides: Any, calibrate: Any,
 
     rules = ModuleRules(calibrate, model, option="init: calibrate", check_value=check)
     skips = ModuleRules(overrides, model, option="init: overrides") if overrides else None
+    registered = _registered_opt_outs(model)
     out = {}
     for name, module in model.named_modules():
         hit = rules.match(name, module)
         if hit is not None and hit[1] is False:
             out[name] = f"calibrate[{hit[0]!r}] is False"
+            continue
+        if hit is None and name in registered:
+            out[name] = registered[name]
             continue
         o = skips.match(name, module) if skips is not None else None
         if o is not None and o[1] == "skip":

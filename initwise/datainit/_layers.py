@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from initwise.layers import layer_type
 from initwise.measure import own_bias as bias_of
 from initwise.measure import own_weight as weight_of
-from initwise.nn import SparseLinear
 
 __all__ = ["CALIBRATED_KINDS", "bias_of", "fan_in", "n_lookup_rows", "unit_axis", "unit_dim",
            "weight_of"]
@@ -29,15 +29,12 @@ def unit_dim(kind: str) -> int:
 
 
 def unit_axis(module: nn.Module, weight: torch.Tensor, n_units: int) -> int | None:
-    """The weight axis indexing output units, or ``None`` if it cannot be told."""
-    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
-        return 1
-    if isinstance(module, SparseLinear):
-        return 1  # stored (in_features, out_features)
-    if isinstance(module, nn.modules.conv._ConvTransposeNd):
-        return 1 if module.groups == 1 else None
-    if isinstance(module, (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd)):
-        return 0
+    """The weight axis indexing output units (:meth:`initwise.layers.LayerType.axis`), or, for
+    an unregistered type, the one axis whose length is ``n_units``; ``None`` if it cannot be
+    told."""
+    t = layer_type(module)
+    if t is not None and t.unit_axis is not None:
+        return t.axis(module)
     axes = [i for i in range(2) if weight.shape[i] == n_units]
     if len(axes) == 1:
         return axes[0]

@@ -95,6 +95,26 @@ def test_overrides_skip_keeps_dt_proj_a_log_and_d_bit_exact():
     assert not torch.equal(net.head.bias, Net().head.bias)
 
 
+@pytest.mark.parametrize("calibrate", [False, {"dt_proj.bias": False, "A_log": False}])
+def test_a_layer_registration_keeps_the_block(calibrate):
+    """register_layer(plan=keep, calibrate=...) protects the block in apply AND init."""
+    initwise.register_layer(MambaLike, kind="other", plan=lambda name, module, ctx: "keep",
+                            calibrate=calibrate)
+    try:
+        net = Net()
+        before = _protected(net)
+        report = initwise.init(net, _data(), seed=0)
+    finally:
+        initwise.unregister_layer(MambaLike)
+    after = _protected(net)
+    for name, value in before.items():
+        assert torch.equal(value, after[name]), name
+    notes = {lc.module: lc.note for lc in report.layers}
+    # a registered type is one layer for the graph: the block as a whole is left alone
+    assert "not calibrated: registered MambaLike with calibrate False" in notes["block"]
+    assert notes["head"].startswith("head: bias = log prior")
+
+
 def test_without_protection_init_changes_the_step_sizes():
     net = Net()
     with pytest.warns(UserWarning):
