@@ -30,6 +30,10 @@ from initwise.doctor import doctor
 from initwise.measure import probe, structural_facts
 from initwise.modelio import infer_loss, label_prior_loss
 from initwise.nn import SparseLinear
+from initwise.report import Page, render_html, render_terminal
+from initwise.report.profile import stats_profile
+from initwise.report.terminal import grid
+from initwise.theory_points import phase_diagram, phase_points
 
 __all__ = ["build_mlp", "dead_fraction", "evaluate", "run_demo"]
 
@@ -235,8 +239,6 @@ def run_demo(args: Any, out: TextIO | None = None) -> int:
             spec = infer_loss(model(first[0]), first[1], "ce")
         prior = label_prior_loss(spec, torch.as_tensor(train.y), data.n_classes)
         result = _story(args, out, model, train, test_batches, first, layout, prior)
-        from initwise.report.profile import stats_profile
-
         result["_stats"] = stats_profile(data.stats())
     finally:
         torch.set_num_threads(previous_threads)
@@ -252,8 +254,6 @@ def run_demo(args: Any, out: TextIO | None = None) -> int:
 
 def _story(args: Any, out: TextIO, model: nn.Module, train: Any, test_batches: list[Any],
            first: Any, layout: str, prior: float) -> dict[str, Any]:
-    from initwise.report import render_terminal
-    from initwise.theory_points import phase_points
 
     clock = time.perf_counter()
     print("\n== 1. the doctor on torch's default init ==", file=out, flush=True)
@@ -322,9 +322,6 @@ def _summary(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _finish(args: Any, out: TextIO, result: dict[str, Any]) -> None:
-    from initwise.report import Page, render_html
-    from initwise.report.terminal import grid
-    from initwise.theory_points import phase_diagram
 
     summary = _summary(result)
     print("\n== 4. before / after ==", file=out)

@@ -80,7 +80,7 @@ LAZY_ALLOWED: dict[tuple[str, str], str] = {
     ("initwise._commands", "initwise.doctor"): "verbs `doctor`, `init --html` (torch)",
     ("initwise._commands", "initwise.modelio"): "verbs `doctor`, `init` (torch)",
     ("initwise._commands", "initwise.report"): "verbs `doctor`, `init`: the renderers",
-    ("initwise._commands", "initwise.report.points"): "`doctor --html`, `init --html` (torch)",
+    ("initwise._commands", "initwise.theory_points"): "`doctor --html`, `init --html` (torch)",
     ("initwise._commands", "initwise.report.profile"): "verbs `doctor`, `init` with --data",
     ("initwise._commands", "initwise.schemes.gains"): "verb `gains` (imports initwise.schemes,"
                                                       " torch)",
@@ -92,92 +92,7 @@ LAZY_ALLOWED: dict[tuple[str, str], str] = {
 }
 """Function-local imports of the package's own modules that are meant: (importer, imported)."""
 
-KNOWN_VIOLATIONS: dict[str, frozenset[str]] = {
-    name: frozenset(found) for name, found in {
-        "initwise.activations": {"local-import: initwise.theory.activations"},
-        "initwise.datainit._api": {
-            "local-import: initwise.datainit._output", "local-import: initwise.datainit._walk",
-            "local-import: initwise.graph", "local-import: initwise.modelio",
-            "local-import: initwise.policy", "local-import: initwise.theory.criticality",
-        },
-        "initwise.datainit._layers": {
-            "import-guard: initwise.nn", "import-guard: initwise.schemes.fans",
-            "local-import: initwise.activations", "local-import: initwise.nn",
-            "local-import: initwise.schemes.fans",
-        },
-        "initwise.datainit._measure": {
-            "local-import: initwise.datainit._stats", "local-import: initwise.modelio",
-        },
-        "initwise.datainit._output": {"local-import: initwise.modelio"},
-        "initwise.datainit._walk": {"local-import: initwise.nn.standardize"},
-        "initwise.demo": {
-            "local-import: initwise.data.builtin", "local-import: initwise.datainit",
-            "local-import: initwise.doctor", "local-import: initwise.modelio",
-            "local-import: initwise.nn", "local-import: initwise.report",
-            "local-import: initwise.report.points", "local-import: initwise.report.profile",
-            "local-import: initwise.report.terminal",
-        },
-        "initwise.doctor.checks_grad": {
-            "import-guard: initwise.theory", "local-import: initwise.theory",
-        },
-        "initwise.doctor.core": {"local-import: initwise.modelio"},
-        "initwise.doctor.dataprofile": {"dead: initwise.doctor.dataprofile.rms_ratio"},
-        "initwise.doctor.diagnosis": {
-            "import-guard: initwise.report", "local-import: initwise.report",
-        },
-        "initwise.doctor.plan": {
-            "import-guard: initwise.activations", "local-import: initwise.activations",
-            "local-import: initwise.graph", "private-module: initwise.graph._kinds",
-        },
-        "initwise.doctor.probes": {
-            "dead: initwise.doctor.probes.UnitAcc.saturated_units",
-            "local-import: initwise.graph._kinds", "private-module: initwise.graph._kinds",
-        },
-        "initwise.graph": {
-            "cycle: initwise.graph, initwise.graph._structure", "local-import: initwise.modelio",
-        },
-        "initwise.graph._structure": {
-            "local-import: initwise.graph", "local-import: initwise.modelio",
-        },
-        "initwise.policy._apply": {
-            "cycle: initwise.policy._apply, initwise.policy._overrides",
-            "private-module: initwise.graph._state",
-        },
-        "initwise.policy._mirror": {
-            "cycle: initwise.policy._mirror, initwise.policy._named, initwise.policy._rules",
-            "local-import: initwise.activations", "local-import: initwise.graph._model",
-            "local-import: initwise.policy._rules", "local-import: initwise.schemes",
-            "private-module: initwise.graph._model",
-        },
-        "initwise.policy._named": {
-            "local-import: initwise.activations", "local-import: initwise.policy._rules",
-            "local-import: initwise.schemes", "local-import: initwise.schemes.fans",
-            "local-import: initwise.theory.criticality",
-        },
-        "initwise.policy._overrides": {
-            "local-import: initwise.graph._state", "local-import: initwise.policy._apply",
-            "local-import: initwise.policy._named", "local-import: initwise.policy._rules",
-            "local-import: initwise.policy._types", "private-module: initwise.graph._state",
-        },
-        "initwise.policy._rules": {
-            "local-import: initwise.policy._named", "local-import: initwise.schemes",
-            "local-import: initwise.schemes.fans",
-        },
-        "initwise.policy._types": {
-            "local-import: initwise.graph", "local-import: initwise.schemes.gains",
-        },
-        "initwise.report.html": {"local-import: initwise._version"},
-        "initwise.report.points": {
-            "import-guard: initwise.graph", "import-guard: initwise.schemes.fans",
-            "import-guard: initwise.theory", "local-import: initwise.graph",
-            "local-import: initwise.schemes.fans", "local-import: initwise.theory",
-        },
-        "initwise.report.sections": {"local-import: initwise.report.points"},
-        "initwise.schemes.gains": {
-            "local-import: initwise.activations", "local-import: initwise.theory.maps",
-        },
-    }.items()
-}
+KNOWN_VIOLATIONS: dict[str, frozenset[str]] = {}
 """Violations in files that other sessions are rewriting (issue 12); this list only shrinks."""
 
 

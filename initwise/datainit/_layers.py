@@ -16,6 +16,7 @@ from torch import nn
 from initwise.layers import layer_type
 from initwise.measure import own_bias as bias_of
 from initwise.measure import own_weight as weight_of
+from initwise.schemes.fans import fans
 
 __all__ = ["CALIBRATED_KINDS", "bias_of", "fan_in", "n_lookup_rows", "unit_axis", "unit_dim",
            "weight_of"]
@@ -55,8 +56,6 @@ def n_lookup_rows(module: nn.Module, weight: torch.Tensor, n_units: int) -> int:
 def fan_in(module: nn.Module, weight: torch.Tensor, n_units: int) -> int:
     """Fan-in for a re-draw: ``initwise.schemes.fans`` when it knows the module, else shape."""
     try:
-        from initwise.schemes.fans import fans
-
         return max(int(fans(module).fan_in), 1)
     except Exception:  # noqa: BLE001 - any failure: fall back to the shape rule below
         axis = unit_axis(module, weight, n_units) or 0

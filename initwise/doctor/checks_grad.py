@@ -16,6 +16,7 @@ from initwise.doctor.check import Check
 from initwise.doctor.findings import Finding
 from initwise.doctor.fixes import DATAINIT_SNIPPET, INIT_FIX, depth_fix
 from initwise.measure import Measurements
+from initwise.theory import max_trainable_depth
 
 __all__ = ["GRAD_CHECKS"]
 
@@ -303,11 +304,6 @@ def check_theory_depth(ctx: Measurements) -> Iterable[Finding]:
              and not s.followed_by_norm and not s.residual and not s.is_output]
     acts = {s.activation for s in chain}
     if len(chain) < 4 or len(acts) != 1:
-        return
-    try:
-        from initwise.theory import max_trainable_depth
-    except ImportError:
-        ctx.skipped.append("theory.depth: initwise.theory is not available")
         return
     sw, sb = _sigmas(ctx, chain)
     act = next(iter(acts))

@@ -10,7 +10,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from initwise.policy._types import ModulePlan, ParamInit, Policy, PolicyContext, get_policy
+from initwise.policy._common import own_params
+from initwise.policy._named import SCHEME_NAMES, named_plan
+from initwise.policy._rules import auto_policy
+from initwise.policy._types import (
+    ModulePlan,
+    ParamInit,
+    Policy,
+    PolicyContext,
+    get_policy,
+    policies,
+)
 from initwise.state import rng_devices, seeded_rng
 
 __all__ = ["Overrides"]
@@ -52,9 +62,6 @@ class Overrides:
     """Validated overrides; the first matching entry (in the order given) wins."""
 
     def __init__(self, overrides: Mapping[Any, Any] | None, model: nn.Module) -> None:
-        from initwise.policy._named import SCHEME_NAMES
-        from initwise.policy._types import policies
-
         self.items: list[tuple[Any, Any]] = []
         self._modules = dict(model.named_modules())
         if overrides is None:
@@ -101,8 +108,6 @@ class Overrides:
     @property
     def needs_graph(self) -> bool:
         """Whether some override reads the graph (activation-dependent schemes, policies)."""
-        from initwise.policy._named import SCHEME_NAMES
-
         for _, value in self.items:
             if isinstance(value, str) and value in SCHEME_NAMES:
                 if value.startswith(("kaiming", "orthogonal")):
@@ -135,8 +140,6 @@ class Overrides:
     def decide(self, hit: tuple[Any, Any], name: str, module: nn.Module,
                ctx: PolicyContext) -> Any:
         """The decision (plan, 'reset_parameters', 'skip', None) an override gives a module."""
-        from initwise.policy._named import SCHEME_NAMES, named_plan
-
         _, value = hit
         if isinstance(value, str):
             if value in _SPECIAL:
@@ -153,9 +156,6 @@ class Overrides:
                        ctx: PolicyContext) -> ModulePlan:
         """A tensor scheme for every >= 2-d parameter and every parameter ``"auto"`` does not
         cover; the rest (biases, norm weights of known layers) as ``"auto"`` decides."""
-        from initwise.policy._common import own_params
-        from initwise.policy._rules import auto_policy
-
         base = auto_policy(name, module, ctx) or ModulePlan()
         plan = ModulePlan(dict(base.params), base.reset_running_stats, base.note)
         scheme = getattr(fn, "__name__", type(fn).__name__)

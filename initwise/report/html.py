@@ -13,6 +13,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from initwise._version import __version__
 from initwise.report import sections as S
 from initwise.report.assets import CSP, CSS, SCRIPT
 from initwise.report.page import Page
@@ -100,8 +101,6 @@ def _verdict(diag: Any, init_report: Any, intro: str) -> str:
 
 
 def _page(title: str, sections: list[str]) -> str:
-    from initwise._version import __version__
-
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     links = "".join(f'<a href="#{sid}">{escape(name)}</a>' for sid, name in S.NAV
                     if f'id="{sid}"' in "".join(sections))
