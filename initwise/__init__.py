@@ -14,6 +14,11 @@ and ``initwise --help`` starts fast; ``from initwise import init`` works as usua
   :func:`layer_type` -- the activation and layer registries every component consults.
 * :mod:`initwise.schemes` -- tensor-level schemes (torch's contract, ``generator=``).
 * :mod:`initwise.theory` -- mean-field signal propagation for any activation (numpy/scipy).
+* :mod:`initwise.measure` -- the measurement core (layer facts, probes, streaming statistics,
+  :class:`Measurements`) that init, the doctor and training share; :mod:`initwise.state` --
+  the one guard (capture/restore a model exactly).
+* :func:`register_activation`, :func:`register_layer`, :func:`register_check`,
+  :func:`register_fix` -- the extension points (each refuses a clash naming the owner).
 * :mod:`initwise.data`, :class:`SparseLinear` -- reading sparse/tabular data; sparse layers.
 """
 
@@ -25,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from initwise._version import __version__
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time names resolve in __getattr__
-    from initwise import data, doctor, graph, nn, schemes, theory
+    from initwise import data, doctor, graph, measure, nn, schemes, state, theory
     from initwise.activations import (
         ActivationFacts,
         ActivationSpec,
@@ -36,23 +41,36 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names resolve in __
     )
     from initwise.data import Dataset
     from initwise.datainit import init
-    from initwise.doctor import Diagnosis, Finding
+    from initwise.doctor import (
+        Check,
+        CheckRegistry,
+        Diagnosis,
+        Finding,
+        register_check,
+        register_fix,
+        run_checks,
+        unregister_check,
+    )
     from initwise.initreport import InitReport
     from initwise.layers import layer_type, register_layer, unregister_layer
+    from initwise.measure import Measurements
     from initwise.nn import SparseLinear
     from initwise.policy import apply, register_policy
     from initwise.schemes import Fans, fans
     from initwise.schemes.gains import gain
 
-_SUBPACKAGES = ("data", "doctor", "graph", "nn", "schemes", "theory")
+_SUBPACKAGES = ("data", "doctor", "graph", "measure", "nn", "schemes", "state", "theory")
 _EXPORTS = {
     "ActivationFacts": "initwise.activations",
     "ActivationSpec": "initwise.activations",
+    "Check": "initwise.doctor",
+    "CheckRegistry": "initwise.doctor",
     "Dataset": "initwise.data",
     "Diagnosis": "initwise.doctor",
     "Fans": "initwise.schemes",
     "Finding": "initwise.doctor",
     "InitReport": "initwise.initreport",
+    "Measurements": "initwise.measure",
     "SparseLinear": "initwise.nn",
     "activation_facts": "initwise.activations",
     "apply": "initwise.policy",
@@ -61,21 +79,28 @@ _EXPORTS = {
     "init": "initwise.datainit",
     "layer_type": "initwise.layers",
     "register_activation": "initwise.activations",
+    "register_check": "initwise.doctor",
+    "register_fix": "initwise.doctor",
     "register_layer": "initwise.layers",
     "register_policy": "initwise.policy",
     "resolve_activation": "initwise.activations",
+    "run_checks": "initwise.doctor",
     "unregister_activation": "initwise.activations",
+    "unregister_check": "initwise.doctor",
     "unregister_layer": "initwise.layers",
 }
 
 __all__ = [
     "ActivationFacts",
     "ActivationSpec",
+    "Check",
+    "CheckRegistry",
     "Dataset",
     "Diagnosis",
     "Fans",
     "Finding",
     "InitReport",
+    "Measurements",
     "SparseLinear",
     "__version__",
     "activation_facts",
@@ -87,14 +112,20 @@ __all__ = [
     "graph",
     "init",
     "layer_type",
+    "measure",
     "nn",
     "register_activation",
+    "register_check",
+    "register_fix",
     "register_layer",
     "register_policy",
     "resolve_activation",
+    "run_checks",
     "schemes",
+    "state",
     "theory",
     "unregister_activation",
+    "unregister_check",
     "unregister_layer",
 ]
 

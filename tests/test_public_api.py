@@ -5,11 +5,12 @@ import inspect
 import initwise
 
 EXPECTED = {
-    "ActivationFacts", "ActivationSpec", "Dataset", "Diagnosis", "Fans", "Finding", "InitReport",
-    "SparseLinear", "__version__", "activation_facts", "apply", "data", "doctor", "fans", "gain",
-    "graph", "init", "layer_type", "nn", "register_activation", "register_layer",
-    "register_policy", "resolve_activation", "schemes", "theory", "unregister_activation",
-    "unregister_layer",
+    "ActivationFacts", "ActivationSpec", "Check", "CheckRegistry", "Dataset", "Diagnosis", "Fans",
+    "Finding", "InitReport", "Measurements", "SparseLinear", "__version__", "activation_facts",
+    "apply", "data", "doctor", "fans", "gain", "graph", "init", "layer_type", "measure", "nn",
+    "register_activation", "register_check", "register_fix", "register_layer",
+    "register_policy", "resolve_activation", "run_checks", "schemes", "state", "theory",
+    "unregister_activation", "unregister_check", "unregister_layer",
 }
 
 
