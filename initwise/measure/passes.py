@@ -328,7 +328,7 @@ def from_training_step(
     probed: Probe,
     facts: Mapping[str, LayerFacts],
     *,
-    output: Any,
+    output: Any = None,
     targets: Any = None,
     inputs: Any = None,
     loss: torch.Tensor | float | None = None,
@@ -343,7 +343,8 @@ def from_training_step(
         model: the model being trained.
         probed: the :class:`~initwise.measure.Probe` that watched the step's forward.
         facts: the layers' facts (the probe's ``layers``).
-        output: what the model returned on that forward.
+        output: what the model returned on that forward (``None``: no output statistics, and the
+            loss kind and prior need ``targets`` with an output to be inferred).
         targets: the batch's targets (for the loss kind and the label prior). Default None.
         inputs: the batch's inputs (for the data profile). Default None.
         loss: the step's loss (a tensor or a float); recomputed from ``output`` when None and
@@ -365,11 +366,12 @@ def from_training_step(
     d = _draft(step, "train", needs, data, facts=dict(facts), targets=targets,
                optimizer=optimizer, params=params, stats=probed.stats)
     d["layers"], d["first_layer"] = _layer_stats(facts, probed)
-    logits, source = extract_logits(output)
-    d["output"] = _output_stats(logits, source, d["layers"])
-    if targets is not None:
-        with torch.no_grad():
-            _loss(d, logits.detach(), targets, loss_fn)
+    if output is not None:
+        logits, source = extract_logits(output)
+        d["output"] = _output_stats(logits, source, d["layers"])
+        if targets is not None:
+            with torch.no_grad():
+                _loss(d, logits.detach(), targets, loss_fn)
     if loss is not None:
         d["loss0"] = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
     if has_grad:
