@@ -449,6 +449,8 @@ def _refuse_label_column(path: str, warning: Any, has_no_target: bool) -> None:
 # initwise.data speaks Python (keyword arguments); on the command line they are options.
 _CLI_WORDS = (
     ("as target=", "with --target COL"),
+    ("zero_based: ", "--zero-based/--one-based: "),
+    ("delimiter: ", "--delimiter: "),
     ("zero_based=True", "--zero-based"),
     ("zero_based=False", "--one-based"),
     ("delimiter=", "--delimiter "),
