@@ -405,7 +405,7 @@ def load_data(
         LoadError: missing file, unreadable or unknown format, unknown target column, a
             label-like column without ``--target`` or ``--no-target``.
     """
-    from initwise.data import DataWarning, load
+    from initwise.data.load import DataWarning, load  # load.py's own import of it
 
     p = _check_data_path(path)
     if isinstance(target, str) and p.suffix.lower() == ".npy" and target.lstrip("-").isdigit():

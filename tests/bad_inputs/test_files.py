@@ -256,3 +256,22 @@ def test_pickled_weights_are_refused(tmp_path, payload):
     assert "it holds pickled Python objects beyond tensors (the global" in message
     assert "weights_only=True" in message and "add_safe_globals" not in message
     assert not marker.exists()
+
+
+def test_cli_delimiter_option_takes_tab_by_name():
+    from initwise.cli import build_parser
+
+    parse = build_parser().parse_args
+    base = ["doctor", "m.py:f", "--data", "x.csv"]
+    assert parse([*base, "--delimiter", "tab"]).delimiter == "\t"
+    assert parse([*base, "--delimiter", "\\t"]).delimiter == "\t"
+    assert parse([*base, "--delimiter", ";"]).delimiter == ";"
+    assert parse(base).delimiter is None and parse(base).zero_based == "auto"
+    assert parse([*base, "--one-based"]).zero_based is False
+
+
+def test_cli_npy_target_is_a_column_index(tmp_path):
+    X = np.column_stack([np.linspace(0, 1, 6), np.arange(6) % 2])
+    np.save(tmp_path / "a.npy", X)
+    data = load_data(str(tmp_path / "a.npy"), target="-1")
+    assert data.n_features == 1 and data.y.tolist() == [0, 1, 0, 1, 0, 1]
