@@ -232,14 +232,6 @@ class Monitor:
         if example_inputs is not None:
             self._trace(example_inputs)
 
-    # ---- Lightning-style no-op hooks (the adapters are short shims) ------------------------
-    def on_train_start(self) -> None:
-        """Called when training starts."""
-
-    def on_train_end(self) -> None:
-        """Called when training ends (removes the hooks)."""
-        self.close()
-
     # ---- the public loop API ---------------------------------------------------------------
     def step(self, loss: torch.Tensor | float | None = None, optimizer: Any = None, *,
              outputs: Any = None, targets: Any = None, scaler: Any = None) -> list[Finding]:
