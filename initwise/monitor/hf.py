@@ -2,7 +2,7 @@
 
 :class:`InitwiseTrainerCallback` is built on first access (PEP 562), so importing
 :mod:`initwise.monitor` or this module never imports ``transformers``; it needs the ``hf``
-extra (``pip install 'initwise[hf]'``, transformers >= 4.39 for ``on_optimizer_step``).
+extra (``pip install 'initwise[hf]'``, transformers >= 4.42 for ``on_optimizer_step``).
 
 What it does in ``Trainer.train()``, hook by hook; it acts on the run only through ``control``
 and never raises inside the loop (unless ``on_divergence="raise"``, and then only at the end):
@@ -143,14 +143,19 @@ class _TrainerAdapter(MonitorAdapter):
             self._hook = None
 
 
+_NEEDS = ("initwise.monitor.hf.InitwiseTrainerCallback needs transformers >= 4.42 and "
+          "accelerate: pip install 'initwise[hf]'. In a plain loop use initwise.Monitor "
+          "directly.")
+
+
 @functools.cache
 def _build() -> type:
     try:
         from transformers import TrainerCallback
     except ImportError as e:
-        raise ImportError(
-            "initwise.monitor.hf.InitwiseTrainerCallback needs transformers >= 4.39: "
-            "pip install 'initwise[hf]'. In a plain loop use initwise.Monitor directly.") from e
+        raise ImportError(_NEEDS) from e
+    if not hasattr(TrainerCallback, "on_optimizer_step"):  # the monitor steps there
+        raise ImportError(_NEEDS + " (this transformers has no on_optimizer_step hook)")
 
     class InitwiseTrainerCallback(_TrainerAdapter, TrainerCallback):
         __doc__ = _TrainerAdapter.__doc__
