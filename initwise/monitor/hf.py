@@ -23,6 +23,8 @@ and never raises inside the loop (unless ``on_divergence="raise"``, and then onl
 * a :class:`~initwise.monitor.TrainingDiverged` (or a finding named in ``stop_on``) sets
   ``control.should_training_stop``; a step with a new finding sets ``control.should_log``, so
   the Trainer logs its loss line at the step where the alarm started.
+* ``on_evaluate``: ``metrics["eval_loss"]`` to :meth:`~initwise.Monitor.epoch_end` with the
+  epoch it was measured in (the epoch-2 cliff check).
 * ``on_save``: the monitor's state to ``<checkpoint>/initwise_monitor.pt``; ``on_train_end``:
   the hooks removed, the sinks closed.
 
@@ -39,6 +41,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -73,6 +76,9 @@ class _TrainerAdapter(MonitorAdapter):
         on_divergence: ``"stop"`` (default) or ``"raise"`` (raised from ``on_train_end``).
         stop_on: finding codes that also stop training, e.g. ``("train.divergence",)``.
             Default ().
+        eval_loss_key: the evaluation metric reported to :meth:`~initwise.Monitor.epoch_end`
+            after each evaluation (the epoch-2 cliff check needs two or more per epoch:
+            ``eval_strategy="steps"``); None: not reported. Default "eval_loss".
         log_on_alarm: set ``control.should_log`` on a step with a new finding. Default True.
         **monitor_kwargs: :class:`~initwise.Monitor`'s keywords (``every``, ``sync_every``,
             ``checks``, ``repair``, ``log`` sinks, ...).
@@ -84,8 +90,10 @@ class _TrainerAdapter(MonitorAdapter):
     """
 
     def __init__(self, *, on_divergence: str = "stop", stop_on: Any = (),
-                 log_on_alarm: bool = True, **monitor_kwargs: Any) -> None:
+                 eval_loss_key: str | None = "eval_loss", log_on_alarm: bool = True,
+                 **monitor_kwargs: Any) -> None:
         super().__init__(on_divergence=on_divergence, stop_on=stop_on, **monitor_kwargs)
+        self.eval_loss_key = eval_loss_key
         self.log_on_alarm = bool(log_on_alarm)
         self._hook: Any = None
         self._warned_no_loss = False
@@ -99,7 +107,7 @@ class _TrainerAdapter(MonitorAdapter):
         saved = Path(str(args.output_dir)) / f"checkpoint-{state.global_step}" / STATE_FILE
         if state.global_step > 0 and saved.is_file():
             self._load_state({"monitor": torch.load(saved, weights_only=True)})
-        self._make_monitor(model)
+        self._make_monitor(model).on_train_start()
         self._remove_hook()
         self._hook = model.register_forward_hook(self._grab_loss)
         return control
@@ -123,6 +131,15 @@ class _TrainerAdapter(MonitorAdapter):
             control.should_log = True
         return control
 
+    def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        """Called after an evaluation: ``eval_loss`` with its epoch, for the epoch-2 cliff."""
+        metrics = kwargs.get("metrics") or {}
+        value = metrics.get(self.eval_loss_key) if self.eval_loss_key else None
+        if self.monitor is not None and value is not None and state.epoch is not None:
+            epoch = max(math.ceil(float(state.epoch)) - 1, 0)  # 1.0: the end of epoch 0
+            self.monitor.epoch_end(float(value), epoch=epoch)
+        return control
+
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         """Called when a checkpoint is saved: the monitor's state beside it."""
         folder = Path(str(args.output_dir)) / f"checkpoint-{state.global_step}"
@@ -133,7 +150,8 @@ class _TrainerAdapter(MonitorAdapter):
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         """Called when training ends: hooks removed, sinks closed; raise if configured."""
         self._remove_hook()
-        self._close()
+        if self.monitor is not None:
+            self.monitor.on_train_end()  # hooks removed, sinks closed
         self._raise_if_asked()
         return control
 

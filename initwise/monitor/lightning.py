@@ -21,6 +21,8 @@ What it does in the fit, hook by hook:
 * a :class:`~initwise.monitor.TrainingDiverged` sets ``trainer.should_stop`` (the fit ends
   after that batch, as with ``EarlyStopping``) and warns; with ``on_divergence="raise"`` it is
   raised from ``on_train_end``, after Lightning has stopped cleanly.
+* ``on_validation_end``: the logged ``val_loss`` goes to :meth:`~initwise.Monitor.epoch_end`
+  with the epoch (the epoch-2 cliff check).
 * ``state_dict`` / ``load_state_dict``: the monitor's state in the checkpoint, under the
   callback's ``state_key``; ``teardown``: the monitor's hooks are removed, its sinks closed.
 
@@ -49,6 +51,10 @@ class _LightningAdapter(MonitorAdapter):
         on_divergence: ``"stop"`` (default) or ``"raise"`` (see :mod:`initwise.monitor.lightning`).
         stop_on: finding codes that also stop the fit, e.g. ``("train.divergence",)``.
             Default ().
+        val_loss_key: the logged metric that is the validation loss, reported to
+            :meth:`~initwise.Monitor.epoch_end` after each validation run (the epoch-2 cliff of
+            sparse CTR models needs two or more per epoch: ``val_check_interval`` < 1);
+            None: not reported. Default "val_loss".
         log_to_lightning: send the monitor's scalars to ``pl_module.log``. Default True.
         prog_bar: show ``initwise/alarms`` on the progress bar. Default True.
         **monitor_kwargs: :class:`~initwise.Monitor`'s keywords (``every``, ``sync_every``,
@@ -61,9 +67,10 @@ class _LightningAdapter(MonitorAdapter):
     """
 
     def __init__(self, *, on_divergence: str = "stop", stop_on: Any = (),
-                 log_to_lightning: bool = True, prog_bar: bool = True,
-                 **monitor_kwargs: Any) -> None:
+                 val_loss_key: str | None = "val_loss", log_to_lightning: bool = True,
+                 prog_bar: bool = True, **monitor_kwargs: Any) -> None:
         super().__init__(on_divergence=on_divergence, stop_on=stop_on, **monitor_kwargs)
+        self.val_loss_key = val_loss_key
         self.log_to_lightning, self.prog_bar = bool(log_to_lightning), bool(prog_bar)
         self._stepped = False
 
@@ -78,6 +85,11 @@ class _LightningAdapter(MonitorAdapter):
         """Called when fit begins (after the checkpoint's restore)."""
         if self.monitor is None or self.monitor.model is not pl_module:
             self._make_monitor(pl_module)
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        """Called when training starts."""
+        if self.monitor is not None:
+            self.monitor.on_train_start()
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
         """Called before ``optimizer.step()``: this batch ends an optimizer step."""
@@ -110,8 +122,17 @@ class _LightningAdapter(MonitorAdapter):
         pl_module.log("initwise/alarms", float(len(mon.findings)), on_step=True,
                       on_epoch=False, prog_bar=self.prog_bar, batch_size=1)
 
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        """Called when a validation run ends: its loss, for the epoch-2 cliff."""
+        value = trainer.callback_metrics.get(self.val_loss_key) if self.val_loss_key else None
+        if self.monitor is None or value is None or trainer.sanity_checking:
+            return
+        self.monitor.epoch_end(float(value), epoch=int(trainer.current_epoch))
+
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         """Called when training ends: raises the divergence with ``on_divergence="raise"``."""
+        if self.monitor is not None:
+            self.monitor.on_train_end()
         self._raise_if_asked()
 
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:

@@ -91,6 +91,7 @@ def _module_class(pl):
             self.fault, self.lr = fault, lr
             self.losses: list[float] = []  # the loss of each micro-batch (test bookkeeping)
             self._seen_step = 0
+            self.val_losses: list[float] = []
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.net(x)
@@ -106,6 +107,12 @@ def _module_class(pl):
                 self._seen_step = self.trainer.global_step
                 _inject(self.net, self.fault, self._seen_step)
 
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            loss = nn.functional.cross_entropy(self(x), y)
+            self.val_losses.append(float(loss))
+            self.log("val_loss", loss)
+
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=self.lr)
 
@@ -113,19 +120,25 @@ def _module_class(pl):
 
 
 def _fit(pl, module, callback, tmp_path, *, max_steps: int = 60, ckpt_path=None,
-         accumulate: int = 1, logger=False, batch_size: int = 16):
+         accumulate: int = 1, logger=False, batch_size: int = 16, val_every: int | None = None):
     x, y = _data()
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y),
                                          batch_size=batch_size, shuffle=False)
+    val = None
+    if val_every is not None:
+        xv, yv = _data(32, seed=1)
+        val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xv, yv), batch_size=32)
     trainer = pl.Trainer(max_steps=max_steps, accelerator="cpu", devices=1, logger=logger,
                          callbacks=[callback], enable_progress_bar=False,
                          enable_model_summary=False, enable_checkpointing=False,
                          accumulate_grad_batches=accumulate, default_root_dir=str(tmp_path),
-                         num_sanity_val_steps=0, log_every_n_steps=1)
+                         num_sanity_val_steps=0, log_every_n_steps=1,
+                         limit_val_batches=1.0 if val is not None else 0,
+                         val_check_interval=val_every)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(num_workers|does not have many workers"
                                 ").*")
-        trainer.fit(module, loader, ckpt_path=ckpt_path)
+        trainer.fit(module, loader, val, ckpt_path=ckpt_path)
     return trainer
 
 
@@ -178,6 +191,16 @@ def test_lightning_steps_once_per_optimizer_step_with_accumulation(tmp_path):
     assert cb.monitor.loss.steps == 12
     assert cb.monitor.loss.first == pytest.approx(means[0], rel=1e-6)
     assert cb.monitor.loss.ema == pytest.approx(twin.ema, rel=1e-6)
+
+
+def test_lightning_reports_each_validation_loss_with_its_epoch(tmp_path):
+    pl = _lightning()
+    cb = initwise.monitor.lightning.InitwiseCallback(every=50, sync_every=4)
+    module = _module_class(pl)()
+    _fit(pl, module, cb, tmp_path, max_steps=16, val_every=4)  # 8 batches an epoch
+    history = cb.monitor.cliff.history  # (epoch, step, val_loss) per validation run
+    assert [(e, s) for e, s, _ in history] == [(0, 4), (0, 8), (1, 12), (1, 16)]
+    assert [v for _, _, v in history] == pytest.approx(module.val_losses, rel=1e-6)
 
 
 def test_lightning_checkpoint_round_trips_the_monitor_state(tmp_path):
@@ -261,7 +284,8 @@ def _train(model, callbacks, tmp_path, *, max_steps: int, resume=None, **kw):
         output_dir=str(tmp_path / "hf"), max_steps=max_steps, per_device_train_batch_size=8,
         learning_rate=1e-3, report_to=[], logging_steps=1, use_cpu=True, disable_tqdm=True,
         seed=0, dataloader_num_workers=0, **({"save_strategy": "no"} | kw))
-    trainer = tf.Trainer(model=model, args=args, train_dataset=_hf_data(), callbacks=callbacks)
+    trainer = tf.Trainer(model=model, args=args, train_dataset=_hf_data(),
+                         eval_dataset=_hf_data(16), callbacks=callbacks)
     trainer.train(resume_from_checkpoint=resume)
     return trainer
 
@@ -283,7 +307,7 @@ def test_hf_callback_steps_with_the_trainer_and_resumes_from_a_checkpoint(tmp_pa
     cb = initwise.monitor.hf.InitwiseTrainerCallback(
         every=10, sync_every=5, log=JSONLinesSink(tmp_path / "mon.jsonl"))
     trainer = _train(_bert(), [cb], tmp_path, max_steps=20, save_strategy="steps",
-                     save_steps=10)
+                     save_steps=10, eval_strategy="steps", eval_steps=5)
     mon = cb.monitor
     assert trainer.state.global_step == mon.steps == 20
     # the loss the monitor saw is the model's own: the Trainer logged the same at step 1
@@ -292,6 +316,11 @@ def test_hf_callback_steps_with_the_trainer_and_resumes_from_a_checkpoint(tmp_pa
     lines = (tmp_path / "mon.jsonl").read_text().splitlines()
     assert [initwise.jsonio.loads(x)["step"] for x in lines] == [5, 10, 15, 20]
     assert "grad_norm" in initwise.jsonio.loads(lines[-1])["scalars"]  # before zero_grad()
+    # each evaluation's loss, with the epoch it was measured in (8 steps an epoch)
+    evals = [(d["step"], d["eval_loss"]) for d in trainer.state.log_history if "eval_loss" in d]
+    assert [(e, s) for e, s, _ in mon.cliff.history] == [(0, 5), (1, 10), (1, 15), (2, 20)]
+    assert [s for s, _ in evals] == [5, 10, 15, 20]
+    assert [v for _, _, v in mon.cliff.history] == pytest.approx([v for _, v in evals])
     ckpt = tmp_path / "hf" / "checkpoint-10" / initwise.monitor.hf.STATE_FILE
     assert torch.load(ckpt, weights_only=True)["steps"] == 10
     assert cb._hook is None  # the loss hook is removed at the end
