@@ -41,6 +41,11 @@ def _mlp(seed: int = 0) -> nn.Sequential:
                          nn.Linear(32, 2))
 
 
+def _csv(path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def _inject(net: nn.Sequential, fault: str | None, step: int) -> None:
     """Called after optimizer step ``step``: the fault of the test, once."""
     with torch.no_grad():
@@ -64,9 +69,22 @@ def test_importing_the_monitor_imports_no_framework():
         initwise.monitor.lightning.Nope  # noqa: B018
 
 
+@pytest.mark.parametrize("module, missing, extra", [
+    (initwise.monitor.lightning, "lightning.pytorch", "lightning"),
+    (initwise.monitor.hf, "transformers", "hf")])
+def test_a_missing_framework_names_the_extra_to_install(monkeypatch, module, missing, extra):
+    name = [n for n in module.__all__ if n.startswith("Initwise")][0]
+    module._build.cache_clear()
+    monkeypatch.setitem(sys.modules, missing, None)  # its import fails
+    try:
+        with pytest.raises(ImportError, match=rf"pip install 'initwise\[{extra}\]'"):
+            getattr(module, name)
+    finally:
+        module._build.cache_clear()
+
+
 def test_adapter_keywords_are_checked_when_the_callback_is_built():
-    pl = _lightning()
-    del pl
+    _lightning()
     cb_class = initwise.monitor.lightning.InitwiseCallback
     with pytest.raises(TypeError, match="the keywords are Monitor's: every, sync_every"):
         cb_class(evry=10)
@@ -136,8 +154,8 @@ def _fit(pl, module, callback, tmp_path, *, max_steps: int = 60, ckpt_path=None,
                          limit_val_batches=1.0 if val is not None else 0,
                          val_check_interval=val_every)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(num_workers|does not have many workers"
-                                ").*")
+        warnings.filterwarnings("ignore", message=".*(num_workers|does not have many workers|"
+                                "no `val_dataloader`|LeafSpec).*")  # Lightning's own advice
         trainer.fit(module, loader, val, ckpt_path=ckpt_path)
     return trainer
 
@@ -161,9 +179,9 @@ def test_lightning_callback_finds_relus_killed_by_a_bias_shift(tmp_path):
     assert dead and dead[0].where == "net.2" and dead[0].step == SHIFT_AT + 5
     assert not any(f.step < SHIFT_AT for f in mon.findings)  # silent while healthy
     # the same scalars went to the monitor's sink and to Lightning's logger, every 5 steps
-    rows = list(csv.DictReader((tmp_path / "mon.csv").open()))
+    rows = _csv(tmp_path / "mon.csv")
     assert sorted({int(r["step"]) for r in rows}) == list(range(5, 61, 5))
-    logged = list(csv.DictReader(next(tmp_path.glob("run/*/metrics.csv")).open()))
+    logged = _csv(next(tmp_path.glob("run/*/metrics.csv")))
     ema = {int(r["step"]) + 1: float(r["initwise/loss_ema"]) for r in logged
            if r.get("initwise/loss_ema")}  # Lightning counts its logged steps from 0
     ours = {int(r["step"]): float(r["value"]) for r in rows if r["name"] == "loss_ema"}
