@@ -65,6 +65,7 @@ class MonitorAdapter:
         self._pending: dict[str, Any] | None = None
         self._loss_sum: torch.Tensor | None = None
         self._loss_n = 0
+        self._rank_zero = True  # the adapter sets it: one warning per run, from rank 0
 
     # ---- the monitor's life --------------------------------------------------------------
     def _make_monitor(self, model: nn.Module) -> Monitor:
@@ -148,4 +149,5 @@ class MonitorAdapter:
             raise self.diverged
 
     def _warn(self, msg: str) -> None:
-        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        if self._rank_zero:
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)

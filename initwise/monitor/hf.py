@@ -108,6 +108,7 @@ class _TrainerAdapter(MonitorAdapter):
         if state.global_step > 0 and saved.is_file():
             self._load_state({"monitor": torch.load(saved, weights_only=True)})
         self._make_monitor(model).on_train_start()
+        self._rank_zero = bool(getattr(state, "is_world_process_zero", True))
         self._remove_hook()
         self._hook = model.register_forward_hook(self._grab_loss)
         return control

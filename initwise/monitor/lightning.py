@@ -80,6 +80,7 @@ class _LightningAdapter(MonitorAdapter):
         if stage == "fit":
             self._make_monitor(pl_module)
             self._stepped = False
+            self._rank_zero = bool(getattr(trainer, "is_global_zero", True))
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         """Called when fit begins (after the checkpoint's restore)."""

@@ -300,8 +300,8 @@ def _train(model, callbacks, tmp_path, *, max_steps: int, resume=None, **kw):
     tf = _hf()
     args = tf.TrainingArguments(
         output_dir=str(tmp_path / "hf"), max_steps=max_steps, per_device_train_batch_size=8,
-        learning_rate=1e-3, report_to=[], logging_steps=1, use_cpu=True, disable_tqdm=True,
-        seed=0, dataloader_num_workers=0, **({"save_strategy": "no"} | kw))
+        learning_rate=1e-3, report_to=[], use_cpu=True, disable_tqdm=True, seed=0,
+        dataloader_num_workers=0, **({"save_strategy": "no", "logging_steps": 1} | kw))
     trainer = tf.Trainer(model=model, args=args, train_dataset=_hf_data(),
                          eval_dataset=_hf_data(16), callbacks=callbacks)
     trainer.train(resume_from_checkpoint=resume)
@@ -352,8 +352,10 @@ def test_hf_divergence_stops_training_through_control(tmp_path):
     _hf()
     cb = initwise.monitor.hf.InitwiseTrainerCallback(every=50, sync_every=4)
     with pytest.warns(RuntimeWarning, match="non-finite loss.*training stopped"):
-        trainer = _train(_bert(), [cb, _nan_at(9)], tmp_path, max_steps=30)
+        trainer = _train(_bert(), [cb, _nan_at(9)], tmp_path, max_steps=30, logging_steps=50)
     assert trainer.state.global_step == cb.monitor.steps == 12  # the sync after step 9
+    # the alarm's step is logged (control.should_log) although logging_steps is 50
+    assert [d["step"] for d in trainer.state.log_history if "loss" in d] == [12]
     assert cb.diverged is not None and cb.diverged.last_good_step == 8
     assert [f.check for f in cb.monitor.findings] == ["train.nonfinite"]
 
