@@ -12,7 +12,9 @@ and never raises inside the loop (unless ``on_divergence="raise"``, and then onl
   ``output.loss`` on the device. The Trainer gives callbacks no per-step loss: its running sum
   is a local of the loop, and ``state.log_history`` holds a mean over ``logging_steps`` only
   when it logs (one host synchronization each time); the model's own output is the step's loss
-  without either. With gradient accumulation the step's loss is the mean over its micro-batches.
+  without either. With gradient accumulation the step's loss is the mean over its micro-batches
+  (a model that divides its loss by the step's ``num_items_in_batch`` gives 1/accumulation of
+  it: a constant factor, which no detector sees, as all compare the loss with itself).
   A model whose output has no ``loss`` (a custom ``compute_loss``) is still monitored, without
   the loss tier, and a warning says so. When the run resumes from ``checkpoint-<step>`` the
   monitor state saved there is loaded.

@@ -44,6 +44,7 @@ from initwise.monitor._adapters import MonitorAdapter
 
 __all__ = ["InitwiseCallback"]  # noqa: F822 (built by __getattr__)
 
+
 class _LightningAdapter(MonitorAdapter):
     """The callback's behaviour; the Lightning class adds only ``lightning.pytorch.Callback``.
 
@@ -131,7 +132,8 @@ class _LightningAdapter(MonitorAdapter):
         self.monitor.epoch_end(float(value), epoch=int(trainer.current_epoch))
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
-        """Called when training ends: raises the divergence with ``on_divergence="raise"``."""
+        """Called when training ends: hooks removed, sinks closed; ``on_divergence="raise"``
+        raises the divergence now."""
         if self.monitor is not None:
             self.monitor.on_train_end()
         self._raise_if_asked()
