@@ -220,6 +220,8 @@ class Monitor:
         self._traced = False
         self._example = example_inputs
         self._pending: list[Any] = []
+        self._scale: float | None = None
+        self._skipped = False
         self._optimizer: Any = None
         self._pre_hook: Any = None
         self._before: dict[str, torch.Tensor] | None = None
@@ -229,12 +231,22 @@ class Monitor:
         self._captured: Any = None
         self._good: dict[str, torch.Tensor] | None = None
         self.scalars: dict[str, float] = {}
+        self._pending_scalars: dict[str, float] = {}
         if example_inputs is not None:
             self._trace(example_inputs)
 
+    # ---- Lightning-style hooks (the framework adapters call them) --------------------------
+    def on_train_start(self) -> None:
+        """Called when training starts (nothing to do: the monitor is ready when built)."""
+
+    def on_train_end(self) -> None:
+        """Called when training ends: removes every hook the monitor holds."""
+        self.close()
+
     # ---- the public loop API ---------------------------------------------------------------
     def step(self, loss: torch.Tensor | float | None = None, optimizer: Any = None, *,
-             outputs: Any = None, targets: Any = None, scaler: Any = None) -> list[Finding]:
+             outputs: Any = None, targets: Any = None, scaler: Any = None,
+             skipped: bool = False) -> list[Finding]:
         """Record one optimizer step (call it after ``optimizer.step()``).
 
         Args:
@@ -242,7 +254,11 @@ class Monitor:
             optimizer: the optimizer (for update ratios; given once is enough).
             outputs: the model's output of this step (optional: output scale checks).
             targets: the batch's targets (optional: the label prior of the loss check).
-            scaler: a ``torch.amp.GradScaler`` whose scaled gradients are unscaled here.
+            scaler: a ``torch.amp.GradScaler`` whose scaled gradients are unscaled here; a step
+                the scaler skipped (inf/NaN gradients, its scale then drops) is not a
+                divergence.
+            skipped: the optimizer skipped this step (an AMP overflow seen by a framework):
+                its gradients are not checked for non-finite values. Default False.
 
         Returns:
             The findings new at this step (also appended to :attr:`findings`).
@@ -251,6 +267,12 @@ class Monitor:
             TrainingDiverged: a non-finite loss or gradient with ``stop_on_nonfinite``.
         """
         self.steps += 1
+        if scaler is not None and scaler.is_enabled():
+            scale = float(scaler.get_scale()) if self.steps % self.sync_every == 0 else None
+            if scale is not None and self._scale is not None and scale < self._scale:
+                skipped = True  # GradScaler lowers its scale exactly when it skipped a step
+            self._scale = scale if scale is not None else self._scale
+        self._skipped = skipped
         if optimizer is not None and optimizer is not self._optimizer:
             self._attach_optimizer(optimizer)
         if loss is not None:
@@ -387,7 +409,9 @@ class Monitor:
         grads = self._grad_norms(scaler)
         gnorm = math.sqrt(sum(g * g for g in grads.values())) if grads else None
         bad_loss = any(not math.isfinite(v) for v in values)
-        bad_grad = gnorm is not None and not math.isfinite(gnorm)
+        bad_grad = gnorm is not None and not math.isfinite(gnorm) and not self._skipped
+        if self._skipped and gnorm is not None and not math.isfinite(gnorm):
+            gnorm = None  # an AMP step the scaler skipped: its inf gradients were not applied
         if dist_active():
             flags = all_reduce_sum([float(bad_loss), float(bad_grad)])
             bad_loss, bad_grad = flags[0] > 0, flags[1] > 0
@@ -403,7 +427,9 @@ class Monitor:
         if self.restore_last_good:
             with torch.no_grad():
                 self._good = {n: p.detach().clone() for n, p in self.model.named_parameters()}
-        self.scalars = {"loss_ema": self.loss.ema, "loss_noise": self.loss.noise}
+        self.scalars = {"loss_ema": self.loss.ema, "loss_noise": self.loss.noise,
+                        **self._pending_scalars}
+        self._pending_scalars = {}
         if gnorm is not None:
             self.scalars["grad_norm"] = gnorm
         new += self._loss_findings(gnorm)
@@ -564,9 +590,10 @@ class Monitor:
         active = {n: p.stats[n].zmax > 0 for n, f in facts.items()
                   if f.act is not None and f.act.relu_family and p.stats[n].units
                   and p.stats[n].count > 0}
+        for n, a in active.items():  # one scalar per layer per check, written at the next sync
+            self._pending_scalars[f"dead_fraction/{n}"] = 1.0 - float(a.double().mean())
         out = []
         for ev in self.dying.update(self.steps, active):
-            self.scalars[f"dead_fraction/{ev['layer']}"] = ev["fraction"]
             out.append(self._finding(
                 "units.dying", "error" if ev["fraction"] >= 0.5 else "warning", ev["layer"],
                 ev["since"],

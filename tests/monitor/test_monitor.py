@@ -151,7 +151,7 @@ def test_no_hooks_left_and_state_round_trips():
 
 
 def test_the_loss_is_not_synchronized_on_every_step(monkeypatch):
-    """The cheap tier reads the device buffer once per sync_every steps (no .item per step)."""
+    """The cheap tier reads the device only every sync_every steps (no .item per step)."""
     x, y = _task()
     net = _mlp()
     opt = torch.optim.SGD(net.parameters(), lr=0.05)
@@ -160,7 +160,7 @@ def test_the_loss_is_not_synchronized_on_every_step(monkeypatch):
     real = torch.Tensor.tolist
 
     def counting(self):
-        reads.append(self.numel())
+        reads.append(mon.steps)
         return real(self)
 
     monkeypatch.setattr(torch.Tensor, "tolist", counting)
@@ -172,5 +172,6 @@ def test_the_loss_is_not_synchronized_on_every_step(monkeypatch):
         loss.backward()
         opt.step()
         mon.step(loss=loss, optimizer=opt)
-    assert reads == [16, 16, 16, 16]
+    # host reads happen on synchronization steps only: the losses, then the gradient norms
+    assert sorted(set(reads)) == [16, 32, 48, 64] and len(reads) == 8
     mon.close()
