@@ -327,3 +327,55 @@ def test_policy_is_validated():
         repair_units(nn.Linear(2, 2), {}, {}, policy={"tau": 0})
     assert RepairEvent(3, "a", (1,), "dead", (0.0,)).to_dict() == {
         "step": 3, "layer": "a", "units": [1], "reason": "dead", "score": [0.0], "notes": []}
+
+
+def _teacher_data(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = _gen(seed)
+    x = torch.randn(1024, 10, generator=g)
+    t1, t2 = torch.randn(10, 32, generator=g), torch.randn(32, 4, generator=g)
+    return x, (torch.tanh(x @ t1) @ t2).argmax(1)
+
+
+def _dead_fraction(net: nn.Module, facts, x: torch.Tensor) -> float:
+    with probe(net, facts) as p, torch.no_grad():
+        net(x)
+    hidden = [n for n, f in facts.items() if f.act is not None]
+    return sum(p.stats[n].dead_units() for n in hidden) / sum(p.stats[n].units for n in hidden)
+
+
+def _train(repair: bool, seed: int = 0, steps: int = 400) -> tuple[float, float, int]:
+    """Adam at lr 3e-3 with a 10-step spike to lr 0.3 at step 100 (ReLUs die); repair every 50
+    steps on the pre-activations of 512 training rows."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
+                        nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 4))
+    x, y = _teacher_data(seed)
+    (x, xt), (y, yt) = x.split([768, 256]), y.split([768, 256])
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    facts, _ = layer_facts(net, x[:8])
+    policy, gen, order = Repair(max_fraction=0.25, min_interval=50), _gen(seed), _gen(seed + 1)
+    history: list[RepairEvent] = []
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = 0.3 if 100 <= step < 110 else 3e-3
+        idx = torch.randint(0, 768, (64,), generator=order)
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
+        opt.step()
+        if repair and step % 50 == 49:
+            with probe(net, facts, input_stats={"0": True}) as p, torch.no_grad():
+                net(x[:512])
+            history += repair_units(net, facts, p.stats, optimizer=opt, policy=policy,
+                                    generator=gen, step=step, history=history,
+                                    inputs=p.columns)
+    with torch.no_grad():
+        acc = float((net(xt).argmax(1) == yt).double().mean())
+    return acc, _dead_fraction(net, facts, x), sum(len(e.units) for e in history)
+
+
+def test_training_with_a_learning_rate_spike_repair_revives_units():
+    acc0, dead0, n0 = _train(repair=False)
+    acc1, dead1, n1 = _train(repair=True)
+    assert n0 == 0 and dead0 > 0.3  # the spike killed a third of the ReLUs
+    assert n1 > 0 and dead1 < 0.05
+    assert acc1 >= acc0
