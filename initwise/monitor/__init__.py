@@ -1,5 +1,5 @@
 """Training-time tools: dead-unit repair (:mod:`initwise.monitor.repair`)."""
 
-from initwise.monitor.repair import Repair, RepairEvent, repair_units, unit_scores
+from initwise.monitor.repair import Repair, RepairEvent, dormant_units, repair_units, unit_scores
 
-__all__ = ["Repair", "RepairEvent", "repair_units", "unit_scores"]
+__all__ = ["Repair", "RepairEvent", "dormant_units", "repair_units", "unit_scores"]

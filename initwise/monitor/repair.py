@@ -55,7 +55,7 @@ from initwise.layers import layer_type
 from initwise.measure import ColumnStats, LayerFacts, UnitStats
 from initwise.state import guarded
 
-__all__ = ["Repair", "RepairEvent", "repair_units", "unit_scores"]
+__all__ = ["Repair", "RepairEvent", "dormant_units", "repair_units", "unit_scores"]
 
 #: Valid values of :attr:`Repair.scale`.
 SCALES = ("data", "fan_in")
@@ -350,27 +350,50 @@ def _last_steps(history: Sequence[RepairEvent]) -> tuple[dict[str, int], int]:
     return last, done
 
 
+def dormant_units(stats: UnitStats, act: ActivationFacts | None, tau: float = 0.0
+                  ) -> list[int]:
+    """The units :func:`repair_units` would select, lowest score first (before any cap).
+
+    A unit is selected when its ReDo score is ``<= tau`` or, for a ReLU-family activation, when
+    it was never positive on any row seen (``zmax <= 0``).
+
+    Args:
+        stats: the layer's pre-activation statistics.
+        act: the activation reading the layer's output (``None``: identity).
+        tau: the dormant threshold (:attr:`Repair.tau`). Default 0.0.
+
+    Returns:
+        Unit indices sorted by (score, index).
+    """
+    score = unit_scores(stats, act)
+    cand = score <= tau
+    if act is not None and act.relu_family:
+        cand |= stats.zmax <= 0
+    return sorted(cand.nonzero().flatten().tolist(), key=lambda j: (float(score[j]), j))
+
+
 def _plan_layer(name: str, rec: LayerFacts, st: UnitStats, facts: Mapping[str, LayerFacts],
                 stats: Mapping[str, UnitStats], inputs: Mapping[str, ColumnStats] | None,
-                policy: Repair, step: int | None) -> _Plan | RepairEvent | None:
+                policy: Repair, step: int | None,
+                chosen: Sequence[int] | None) -> _Plan | RepairEvent | None:
     act = rec.act if rec.act is not None else rec.activation
     score = unit_scores(st, act)
-    cand = score <= policy.tau
-    if act is not None and act.relu_family:
-        cand |= st.zmax <= 0
-    if not bool(cand.any()):
+    order = dormant_units(st, act, policy.tau) if chosen is None else list(chosen)
+    if not order:
         return None
-    order = sorted(cand.nonzero().flatten().tolist(), key=lambda j: (float(score[j]), j))
     reason, lay, consumers = _eligible(name, rec, facts)
     if reason is not None or lay is None:
         return RepairEvent(step, name, (), f"skipped: {reason}",
                            tuple(float(score[j]) for j in order))
-    if st.units != lay.units:
+    if st.units != lay.units or any(not 0 <= j < lay.units for j in order):
         return RepairEvent(step, name, (), f"skipped: statistics hold {st.units} units, the "
-                           f"weight {lay.units}", ())
-    units = order[:policy.cap(lay.units)]
+                           f"weight {lay.units}, units asked {order}", ())
+    units = order[:policy.cap(lay.units)] if chosen is None else sorted(set(order))
+    cand = torch.zeros(lay.units, dtype=torch.bool, device=score.device)
+    cand[dormant_units(st, act, policy.tau) + units] = True
     dead = act is not None and act.relu_family and all(float(st.zmax[j]) <= 0 for j in units)
-    why = "dead" if dead or policy.tau == 0 else f"dormant (tau={policy.tau:g})"
+    why = "selected" if chosen is not None else \
+        "dead" if dead or policy.tau == 0 else f"dormant (tau={policy.tau:g})"
     mean_out, _ = phi_moments(st, act)
     notes = []
     for cname, clay, _cols in consumers:
@@ -459,6 +482,7 @@ def repair_units(
     step: int | None = None,
     history: Sequence[RepairEvent] = (),
     inputs: Mapping[str, ColumnStats] | None = None,
+    units: Mapping[str, Sequence[int]] | None = None,
 ) -> list[RepairEvent]:
     """Repair the dead or dormant units of ``model`` in place (see the module docstring).
 
@@ -476,6 +500,9 @@ def repair_units(
         history: earlier events (for ``min_interval`` and ``max_repairs``). Default ().
         inputs: ``{name: ColumnStats}`` of layer inputs (``probe(..., input_stats=...)``); a
             layer without gets its input mean from its parent's statistics, else assumes 0.
+        units: ``{name: unit indices}``: repair exactly these units of these layers instead of
+            the dormant ones (reason ``"selected"``; no ``max_fraction`` cap; the eligibility
+            checks, ``min_interval`` and ``max_repairs`` still apply). Default None.
 
     Returns:
         One :class:`RepairEvent` per layer repaired or skipped, in the order of ``facts``.
@@ -511,7 +538,10 @@ def repair_units(
             continue
         if step is not None and name in last and step - last[name] < policy.min_interval:
             continue
-        out = _plan_layer(name, rec, st, facts, stats, inputs, policy, step)
+        if units is not None and name not in units:
+            continue
+        out = _plan_layer(name, rec, st, facts, stats, inputs, policy, step,
+                          None if units is None else units[name])
         if isinstance(out, RepairEvent):
             events.append(out)
         elif out is not None:

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from initwise.measure import layer_facts, probe, structural_facts
-from initwise.monitor import Repair, RepairEvent, repair_units, unit_scores
+from initwise.monitor import Repair, RepairEvent, dormant_units, repair_units, unit_scores
 from initwise.monitor import repair as repair_mod
 from initwise.nn import SparseLinear
 
@@ -379,3 +379,18 @@ def test_training_with_a_learning_rate_spike_repair_revives_units():
     assert n0 == 0 and dead0 > 0.3  # the spike killed a third of the ReLUs
     assert n1 > 0 and dead1 < 0.05
     assert acc1 >= acc0
+
+
+def test_explicit_units_are_repaired_with_the_function_kept_to_first_order():
+    net = _mlp()
+    x = torch.randn(64, 6, generator=_gen(1), dtype=torch.float64)
+    _kill(net[0], [4])
+    facts, p, before = _measure(net, x)
+    assert dormant_units(p.stats["0"], facts["0"].act) == [4]
+    (event,) = repair_units(net, facts, p.stats, units={"0": [4, 1]}, generator=_gen(0))
+    assert (event.layer, event.units, event.reason) == ("0", (1, 4), "selected")
+    with torch.no_grad():  # unit 1 was live: its mean moved into the bias, its variation is lost
+        err = (net(x) - before).abs().max()
+    assert 0 < err < before.abs().max()
+    (bad,) = repair_units(net, facts, p.stats, units={"0": [99]})
+    assert not bad.repaired and "units asked [99]" in bad.reason
