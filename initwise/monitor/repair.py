@@ -12,7 +12,8 @@ output:
    symmetric about its mean);
 2. ``C``'s weights that read unit ``j`` (input columns of a Linear, input channels of a Conv)
    are zeroed and ``C``'s bias absorbs the unit's old mean contribution,
-   ``b_C += W_C[:, j] * E[phi(z_j)]`` (summed over the kernel taps of a Conv), so the network's
+   ``b_C += W_C[:, j] * E[phi(z_j)]`` (summed over the kernel taps of a Conv: exact away from
+   zero-padded borders; over the ``H*W`` columns a flatten makes of a channel), so the network's
    function does not change at the repair step -- exactly for a dead unit (``phi(z_j) = 0``) and
    for a constant one, to first order for a dormant unit (its output varies by little);
 3. the optimizer state of exactly those rows and columns (and bias entries) is zeroed: Adam /
@@ -307,7 +308,8 @@ def _input_mean(name: str, rec: LayerFacts, lay: _Layout, facts: Mapping[str, La
             mean, _ = phi_moments(pst, prec.act)
             if mean.numel() == lay.inputs:
                 return mean, ""
-            if lay.inputs % mean.numel() == 0:
+            if prec.kind == "conv" and lay.weight.dim() == 2 and lay.inputs % mean.numel() == 0:
+                # a channel-major flatten of the parent's channels
                 return mean.repeat_interleave(lay.inputs // mean.numel()), ""
     return None, "input mean unknown (pass inputs= column statistics): assumed 0"
 
