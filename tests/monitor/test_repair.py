@@ -125,13 +125,14 @@ def _trained(opt_cls, **kw):
     (torch.optim.SGD, {"lr": 1e-2, "momentum": 0.9}, ("momentum_buffer",)),
     (torch.optim.RMSprop, {"lr": 1e-3, "momentum": 0.5}, ("square_avg", "momentum_buffer")),
 ])
-def test_optimizer_state_of_exactly_the_repaired_rows_and_columns(opt_cls, kw, keys):
+@pytest.mark.parametrize("second", ["zero", "mean"])
+def test_optimizer_state_of_exactly_the_repaired_rows_and_columns(opt_cls, kw, keys, second):
     net, opt, x = _trained(opt_cls, **kw)
     _kill(net[2], [3, 11])
     facts, p, _ = _measure(net, x)
     saved = {id(q): {k: opt.state[q][k].clone() for k in keys} for q in net.parameters()}
-    events = repair_units(net, facts, p.stats, optimizer=opt, policy=Repair(max_fraction=0.2),
-                          generator=_gen(8))
+    events = repair_units(net, facts, p.stats, optimizer=opt, generator=_gen(8),
+                          policy=Repair(max_fraction=0.2, second_moment=second))
     assert [(e.layer, e.units, e.notes) for e in events] == [("2", (3, 11), ())]
     rows = torch.zeros(16, dtype=torch.bool)
     rows[[3, 11]] = True
@@ -139,9 +140,14 @@ def test_optimizer_state_of_exactly_the_repaired_rows_and_columns(opt_cls, kw, k
         w2, b2, w4 = (opt.state[q][k] for q in (net[2].weight, net[2].bias, net[4].weight))
         old = {n: saved[id(q)][k] for n, q in (("w2", net[2].weight), ("b2", net[2].bias),
                                                ("w4", net[4].weight))}
-        assert torch.all(w2[rows] == 0) and torch.equal(w2[~rows], old["w2"][~rows])
-        assert torch.all(b2[rows] == 0) and torch.equal(b2[~rows], old["b2"][~rows])
-        assert torch.all(w4[:, rows] == 0) and torch.equal(w4[:, ~rows], old["w4"][:, ~rows])
+        mean = second == "mean" and k in ("exp_avg_sq", "max_exp_avg_sq", "square_avg")
+        fill = {n: float(old[n][~rows].mean()) if mean else 0.0 for n in ("w2", "b2")}
+        fill["w4"] = float(old["w4"][:, ~rows].mean()) if mean else 0.0
+        assert fill["w2"] > 0 or not mean
+        assert torch.all(w2[rows] == fill["w2"]) and torch.equal(w2[~rows], old["w2"][~rows])
+        assert torch.all(b2[rows] == fill["b2"]) and torch.equal(b2[~rows], old["b2"][~rows])
+        assert torch.all(w4[:, rows] == fill["w4"])
+        assert torch.equal(w4[:, ~rows], old["w4"][:, ~rows])
         for q in (net[0].weight, net[0].bias, net[4].bias):  # untouched tensors: same bits
             assert torch.equal(opt.state[q][k], saved[id(q)][k])
 
@@ -323,6 +329,8 @@ def test_policy_is_validated():
         Repair(max_fraction=0.0)
     with pytest.raises(ValueError, match="tau"):
         Repair(tau=-1)
+    with pytest.raises(ValueError, match="second_moment='one'; valid values"):
+        Repair(second_moment="one")
     with pytest.raises(TypeError, match="policy must be a Repair"):
         repair_units(nn.Linear(2, 2), {}, {}, policy={"tau": 0})
     assert RepairEvent(3, "a", (1,), "dead", (0.0,)).to_dict() == {
