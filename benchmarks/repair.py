@@ -19,7 +19,8 @@ Methods:
 * ``none``; ``initwise``: :func:`initwise.monitor.repair_units` every ``C`` steps on the
   pre-activations of the ``K`` training forwards before it (a probe on the user's forward),
   ``Repair(tau=0, max_fraction=1)`` (every dead unit: their repair keeps the function), Adam
-  moments reset;
+  first moments of the repaired rows/columns zeroed, second moments set to the tensor's mean
+  (``Repair.second_moment="mean"``, the default);
 * ``random``: the same schedule and machinery, the same number of units per layer as initwise's
   rule selects on that model at that step, but chosen uniformly at random;
 * ``redo``: ReDo's recipe, tau 0.1 every 1,000 steps (``peers/redo.py``);
