@@ -35,6 +35,7 @@ Usage::
 
     nice python benchmarks/repair.py            # 5 seeds, full budgets (~10-15 min, 2 cores)
     nice python benchmarks/repair.py --quick    # 3 seeds, short budgets (~2 min)
+    nice python benchmarks/repair.py --lr 1e-3 --methods none initwise   # healthy runs
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def _accuracy(model: nn.Module, x: Any, y: torch.Tensor) -> float:
 
 
 # ---- tasks ---------------------------------------------------------------------------------
-def digits(seed: int, quick: bool) -> Setup:
+def digits(seed: int, quick: bool, lr: float = 1e-2) -> Setup:
     from sklearn.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)
@@ -107,7 +108,7 @@ def digits(seed: int, quick: bool) -> Setup:
     perms = [torch.tensor(rng.permutation(64)) for _ in range(n_tasks)]
     torch.manual_seed(seed)
     model = _mlp(nn.Linear(64, 128), 128, 3, 10)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     state = {"task": 0}
 
@@ -150,7 +151,7 @@ def _sparse_setup(ds: Any, seed: int, steps: int, batch: int, model: nn.Sequenti
 _TEXT: dict[str, Any] = {}
 
 
-def text(seed: int, quick: bool) -> Setup:
+def text(seed: int, quick: bool, lr: float = 1e-2) -> Setup:
     from initwise.data.builtin import stdlib_text
 
     if "ds" not in _TEXT:
@@ -158,7 +159,7 @@ def text(seed: int, quick: bool) -> Setup:
     ds = _TEXT["ds"]
     torch.manual_seed(seed)
     model = _mlp(SparseLinear(2**13, 64), 64, 5, ds.n_classes)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     return _sparse_setup(ds, seed, 500 if quick else 1000, 128, model, opt, _accuracy)
 
 
@@ -173,14 +174,14 @@ def _auc(model: nn.Module, x: Any, y: torch.Tensor) -> float:
 _CTR: dict[str, Any] = {}
 
 
-def ctr(seed: int, quick: bool) -> Setup:
+def ctr(seed: int, quick: bool, lr: float = 1e-2) -> Setup:
     from initwise.data.builtin import ctr_synthetic
 
     if "ds" not in _CTR:
         _CTR["ds"] = ctr_synthetic(60_000, n_fields=16, n_features=2**13, seed=0)
     torch.manual_seed(seed)
     model = _mlp(SparseLinear(2**13, 32), 32, 3, 2)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     return _sparse_setup(_CTR["ds"], seed, 500 if quick else 1000, 128, model, opt, _auc)
 
 
@@ -281,9 +282,9 @@ def dead_fraction(model: nn.Sequential, x: Any) -> float:
     return dead / sum(a.shape[-1] for a in acts)
 
 
-def run(task: str, method: str, seed: int, quick: bool) -> dict[str, Any]:
+def run(task: str, method: str, seed: int, quick: bool, lr: float = 1e-2) -> dict[str, Any]:
     """One training run; returns the metric, dead fractions at each checkpoint, units reset."""
-    setup = BUILD[task](seed, quick)
+    setup = BUILD[task](seed, quick, lr)
     model, opt = setup.model, setup.opt
     remedy = _method(method, setup, seed)
     lossf = nn.CrossEntropyLoss()
@@ -347,6 +348,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, nargs="*", default=None, help="seeds (default 0-4)")
     ap.add_argument("--tasks", nargs="*", default=list(TASKS), choices=TASKS)
     ap.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--lr", type=float, default=1e-2,
+                    help="Adam learning rate of every task (default 1e-2, where units die; "
+                         "1e-3: the healthy runs)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     seeds = args.seeds if args.seeds is not None else list(range(3 if args.quick else 5))
@@ -355,12 +359,13 @@ def main(argv: list[str] | None = None) -> None:
     for task in args.tasks:
         for seed in seeds:
             for m in args.methods:
-                r = run(task, m, seed, args.quick)
+                r = run(task, m, seed, args.quick, args.lr)
                 rows.append(r)
                 print(f"# {task} seed {seed} {m}: {r['metric']:.2f} dead "
                       f"{100 * r['dead'][-1]:.1f} % units {r['touched']} "
                       f"({r['seconds']:.1f} s)", file=sys.stderr, flush=True)
-        print(f"\n### {task} ({'quick' if args.quick else 'full'}; seeds {seeds})\n")
+        print(f"\n### {task} ({'quick' if args.quick else 'full'}; lr {args.lr:g}; "
+              f"seeds {seeds})\n")
         print(table(rows, task), flush=True)
     print(f"\ntotal {time.perf_counter() - t0:.0f} s; torch {torch.__version__}, "
           f"1 thread", flush=True)
