@@ -32,7 +32,7 @@ from initwise.datainit import init
 from initwise.doctor import doctor
 from initwise.measure import probe, structural_facts
 from initwise.modelio import infer_loss, label_prior_loss
-from initwise.monitor import Monitor
+from initwise.monitor import Monitor, Repair
 from initwise.nn import SparseLinear
 from initwise.report import Page, render_html, render_terminal
 from initwise.report.profile import stats_profile
@@ -296,7 +296,8 @@ def _story(args: Any, out: TextIO, model: nn.Module, train: Any, test_batches: l
     monitors = {RUNS[0]: Monitor(model, every=MONITOR_EVERY, sync_every=MONITOR_SYNC,
                                  example_inputs=first[0], seed=args.seed),
                 RUNS[2]: Monitor(repaired, every=MONITOR_EVERY, sync_every=MONITOR_SYNC,
-                                 example_inputs=first[0], repair=True, seed=args.seed)}
+                                 example_inputs=first[0], seed=args.seed,
+                                 repair=Repair(max_fraction=0.5, min_interval=MONITOR_EVERY))}
     try:
         hist = _train(models, train, test_batches, args, layout, out, monitors)
     finally:

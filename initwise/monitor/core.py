@@ -46,6 +46,7 @@ from initwise.measure import (
 )
 from initwise.measure.stats import all_reduce_sum
 from initwise.monitor.detect import Divergence, DyingUnits, EpochCliff, LossTracker, Plateau, Warmup
+from initwise.monitor.repair import Repair, repair_units
 from initwise.options import resolve_generator
 
 __all__ = ["Monitor", "MonitorReport", "TrainingDiverged", "UPDATE_BAND"]
@@ -212,7 +213,8 @@ class Monitor:
         self.cliff = EpochCliff()
         self.steps = 0
         self.findings: list[Finding] = []
-        self.events: list[Any] = []
+        self.events: list[Any] = []  # repairs made (RepairEvent with units)
+        self.skipped_repairs: list[Any] = []  # layers a repair left alone, with the reason
         self.last_good_step: int | None = None
         self._active: dict[tuple[str, str], Finding] = {}
         self._update_strikes: dict[str, int] = {}
@@ -611,8 +613,6 @@ class Monitor:
     def _repair_policy(repair: Any) -> Any:
         if repair is False or repair is None:
             return None
-        from initwise.monitor.repair import Repair
-
         if repair is True:
             return Repair()
         if isinstance(repair, Repair):
@@ -620,14 +620,16 @@ class Monitor:
         raise TypeError(f"Monitor: repair must be False, True or a Repair, got {repair!r}.")
 
     def _repair(self, facts: dict[str, LayerFacts], p: Probe) -> None:
-        from initwise.monitor.repair import repair_units
-
         events = repair_units(self.model, facts, p.stats, optimizer=self._optimizer,
                               policy=self.repair_policy, generator=self.generator,
-                              step=self.steps)
+                              step=self.steps, history=self.events,
+                              inputs=None)
         for e in events:
-            self.dying.forget(e.layer, torch.as_tensor(e.units, dtype=torch.long))
-        self.events.extend(events)
+            if e.repaired:
+                self.dying.forget(e.layer, torch.as_tensor(e.units, dtype=torch.long))
+                self.events.append(e)
+            else:
+                self.skipped_repairs.append(e)
 
     # ---- findings ----------------------------------------------------------------------------
     def _finding(self, check: str, severity: str, where: str, step: int, evidence: str, why: str,
