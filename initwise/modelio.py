@@ -448,7 +448,7 @@ def _stored(t: torch.Tensor) -> tuple[torch.Tensor, Callable[[int], str]]:
     of the k-th stored value."""
     if t.layout == torch.sparse_coo:
         idx, vals = t._indices(), t._values()
-        return vals, lambda k: "[" + ", ".join(str(int(i)) for i in idx[:, k]) + "]"
+        return vals, lambda k: _cell([int(i) for i in idx[:, k]])
     if t.layout == torch.sparse_csr:
         crow, cols, vals = t.crow_indices(), t.col_indices(), t.values()
 
@@ -457,14 +457,16 @@ def _stored(t: torch.Tensor) -> tuple[torch.Tensor, Callable[[int], str]]:
             return f"row {row}, column {int(cols[k])}"
 
         return vals, cell
-    flat = t.reshape(-1)
+    shape = tuple(t.shape)
+    return t.reshape(-1), lambda k: _cell([int(i) for i in np.unravel_index(k, shape)])
 
-    def cell_dense(k: int) -> str:
-        pos = np.unravel_index(k, tuple(t.shape))
-        return f"row {int(pos[0])}, column {', '.join(str(int(i)) for i in pos[1:])}" \
-            if t.dim() >= 2 else f"row {int(pos[0])}"
 
-    return flat, cell_dense
+def _cell(pos: list[int]) -> str:
+    if len(pos) == 1:
+        return f"row {pos[0]}"
+    if len(pos) == 2:
+        return f"row {pos[0]}, column {pos[1]}"
+    return f"row {pos[0]}, index {tuple(pos[1:])}"
 
 
 def _check_finite(t: torch.Tensor, what: str, where: str, remedy: str) -> None:
@@ -566,9 +568,9 @@ def _shape_hint(name: str, module: nn.Module, x: Any) -> str | None:
     if isinstance(w, torch.Tensor) and w.is_floating_point() and x.layout == torch.strided \
             and x.dtype != w.dtype and not isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
         how = "x.float()" if w.dtype == torch.float32 else f"x.to({w.dtype})"
+        other = f" or the model (model.to({x.dtype}))" if x.is_floating_point() else ""
         return (f"layer {name!r} ({kind}) has {w.dtype} parameters but received {x.dtype} "
-                f"inputs; the model expects {w.dtype}: convert the batch ({how}) or the model "
-                f"(model.to({x.dtype}) for a floating dtype).")
+                f"inputs; the model expects {w.dtype}: convert the batch ({how}){other}.")
     need = getattr(module, "in_features", None)
     got = x.shape[-1] if x.dim() else None
     if need is None and isinstance(module, nn.modules.conv._ConvNd):
