@@ -115,6 +115,8 @@ def _batch_hint(batch: Any) -> str:
     if isinstance(batch, (str, bytes, PathLike)):
         return ("To read a file, load it first: ds = initwise.data.load(path), then pass "
                 "ds.batches(256) or one batch of it.")
+    if isinstance(batch, (tuple, list)) and batch and all(_is_pair(b) for b in batch):
+        return "It is a list of batches: pass one of them, e.g. data[0]."
     if isinstance(batch, (tuple, list)) and len(batch) > 2 and all(map(is_tensor_like, batch)):
         return "Wrap several positional inputs as ((a, b, c), targets)."
     if isinstance(batch, Iterable) and not isinstance(batch, (tuple, list)):

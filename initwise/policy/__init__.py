@@ -44,6 +44,7 @@ from torch import nn
 
 from initwise.graph import ModelGraph, check_materialized
 from initwise.initreport import InitReport
+from initwise.modelio import forward_context
 from initwise.options import ON_UNKNOWN, check_on_unknown, resolve_generator
 from initwise.policy._apply import _Walker
 from initwise.policy._named import SCHEME_NAMES, critical, named_policy, torch_policy
@@ -166,7 +167,9 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
     report = InitReport(policy=pol.name, seed=used_seed)
     with guarded(model, restore="on_error") if atomic else nullcontext():
         if pol.needs_graph or rules.needs_graph:
-            _graph_warnings(ctx, report)
+            with forward_context(model, "apply: example_inputs") if example_inputs is not None \
+                    else nullcontext():
+                _graph_warnings(ctx, report)
         with torch.no_grad():
             _Walker(model, pol, rules, ctx, report, on_unknown, include_frozen).run()
         report.warnings.extend(ctx.warnings)
