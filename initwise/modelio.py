@@ -626,11 +626,13 @@ def forward_context(model: nn.Module, where: str) -> Iterator[None]:
             handles.append(m.register_forward_pre_hook(pre))
             handles.append(m.register_forward_hook(post))
         yield
-    except (RuntimeError, TypeError, IndexError, ValueError) as exc:
+    except Exception as exc:
         if not entered.stack:
             raise
         name, mod, args = entered.stack[-1]
-        hint = _shape_hint(name or "<model>", mod, args[0] if args else None)
+        hint = None
+        if isinstance(exc, (RuntimeError, TypeError, IndexError, ValueError)):
+            hint = _shape_hint(name or "<model>", mod, args[0] if args else None)
         if hint is not None:
             cls = TypeError if "parameters but received" in hint else ValueError
             raise cls(f"{where}: the model's forward failed: {hint} (torch: {exc})") from exc

@@ -89,6 +89,11 @@ for _name, _scheme, _graph in (("xavier", "xavier_uniform", False),
 
 
 def _check_model(model: Any) -> None:
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError(
+            "apply: model is a TorchScript module, whose parameters cannot be re-initialized "
+            "in place by module; initialize the eager nn.Module first, then script it "
+            "(initwise.apply(model); torch.jit.script(model)).")
     check_materialized(
         model, then="call apply",
         meta_remedy="call model.to_empty(device='cpu') (or your device) first, then apply() "
@@ -154,7 +159,7 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
     """
     check_on_unknown(on_unknown, "apply")
     if not isinstance(include_frozen, bool):
-        raise TypeError(f"include_frozen: expected a bool, got {include_frozen!r}.")
+        raise TypeError(f"apply: include_frozen: expected a bool, got {include_frozen!r}.")
     pol = get_policy(policy)
     _check_model(model)
     rules = Overrides(overrides, model)

@@ -121,6 +121,15 @@ HOOK_DICTS = (
 )
 
 
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Same dtype, shape and values (a NaN equals a NaN in the same place)."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if torch.equal(a, b):
+        return True
+    return bool(a.is_floating_point() and torch.allclose(a, b, rtol=0, atol=0, equal_nan=True))
+
+
 class Snapshot:
     """Everything about ``model`` (and the global RNG) a call could change."""
 
@@ -157,7 +166,7 @@ class Snapshot:
             q = now.get(n)
             if q is not p:
                 out.append(f"parameter {n} replaced")
-            elif q.dtype != value.dtype or not torch.equal(q.detach(), value):
+            elif not _same(q.detach(), value):
                 out.append(f"parameter {n} changed")
             elif q.requires_grad != rg:
                 out.append(f"parameter {n} requires_grad changed")
@@ -166,7 +175,7 @@ class Snapshot:
         bufs = dict(m.named_buffers())
         for n, value in self.buffers.items():
             b = bufs.get(n)
-            if b is None or b.dtype != value.dtype or not torch.equal(b, value):
+            if b is None or not _same(b, value):
                 out.append(f"buffer {n} changed")
         names = [n for n, _ in m.named_parameters()] + [n for n, _ in m.named_buffers()]
         if names != self.names:
