@@ -386,7 +386,7 @@ def _calibrate(model: nn.Module, cal: list, spec: Any, source: str, n_out: int,
         warns += more
         after, _, _, _ = _loss_pass(model, cal, spec.kind)
         if after > max(mid, ts.prior_loss() * (1 + LOSS_BUDGET)) + 1e-9:
-            # never worse than the head it replaced: keep that one (the check behind rule 7)
+            # never worse than the head it replaced and the prior band: keep that one (rule 8)
             with torch.no_grad():
                 for p, value in head:
                     p.copy_(value)
