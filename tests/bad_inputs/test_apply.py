@@ -130,3 +130,22 @@ def test_an_int_seed_is_accepted_as_by_init():
     initwise.apply(a, generator=3)
     initwise.apply(b, seed=3)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_uncovered_modules_get_one_grouped_warning():
+    class Gate(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(8))
+
+        def forward(self, x):
+            return x * self.w
+
+    net = nn.Sequential(nn.Linear(4, 8), *[Gate() for _ in range(5)], nn.Linear(8, 2))
+    with pytest.warns(UserWarning) as caught:
+        rep = initwise.apply(net, seed=0)
+    msgs = [str(w.message) for w in caught if "does not cover" in str(w.message)]
+    assert len(msgs) == 1 and msgs[0].startswith("apply: 5 modules")
+    assert all(f"'{i}' (Gate: ['w'])" in msgs[0] for i in range(1, 6))
+    assert "overrides={'Gate': fn}" in msgs[0]
+    assert sum("does not cover" in w for w in rep.warnings) == 5  # the report keeps the detail
