@@ -485,6 +485,12 @@ def _check_finite(t: torch.Tensor, what: str, where: str, remedy: str) -> None:
     )
 
 
+def _is_bag(x: Any) -> bool:
+    return isinstance(x, tuple) and len(x) in (2, 3) and all(
+        isinstance(t, torch.Tensor) and t.dim() == 1 for t in x[:2]) and not any(
+        t.is_floating_point() for t in x[:2])
+
+
 def _rows(t: torch.Tensor) -> int:
     """Samples in a leaf: rows of floating/sparse data, positions of integer ids."""
     if t.dim() == 0:
@@ -513,6 +519,8 @@ def check_batch(inputs: Any, targets: Any, where: str, *, min_rows: int = MIN_RO
     leaves = list(_leaves(inputs))
     data = [(p, t) for p, t in leaves if t.is_floating_point() or t.layout != torch.strided]
     main = data[0] if data else (leaves[0] if leaves else None)
+    if _is_bag(inputs):  # (indices, offsets[, per_sample_weights]): one row per bag
+        main = ("inputs[1] (bag offsets)", inputs[1])
     if main is not None:
         n = _rows(main[1])
         if n == 0:

@@ -469,3 +469,28 @@ def test_frozen_layers_are_left_exactly_as_they_are():
     x, y = _data()
     initwise.init(net, (x * 50, y), generator=0)
     assert all(torch.equal(a, b) for a, b in zip(before, net[0].parameters()))
+
+
+def test_an_embedding_bag_batch_of_one_bag_is_too_small(refuse):
+    net = _BagNet()
+    data = ((torch.tensor([1, 2, 3]), torch.tensor([0])), torch.tensor([1]))
+    refuse(net, _init(net, data), ValueError, "batch too small", "bag offsets", "1 row")
+
+
+def test_a_nan_per_sample_weight_is_refused(refuse):
+    net = _BagNet()
+    psw = torch.ones(6)
+    psw[4] = float("nan")
+    data = ((torch.tensor([1, 2, 3, 4, 5, 6]), torch.tensor([0, 2, 4]), psw),
+            torch.tensor([0, 1, 0]))
+    refuse(net, _init(net, data), ValueError, "inputs[2]", "row 4", "NaN/Inf")
+
+
+class _BagNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.EmbeddingBag(10, 4, mode="sum")
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, ids, offsets, psw=None):
+        return self.head(self.emb(ids, offsets, per_sample_weights=psw))
