@@ -455,7 +455,8 @@ def _stored(t: torch.Tensor) -> tuple[torch.Tensor, Callable[[int], str]]:
         crow, cols, vals = t.crow_indices(), t.col_indices(), t.values()
 
         def cell(k: int) -> str:
-            row = int(torch.searchsorted(crow, torch.tensor(k, dtype=crow.dtype), right=True)) - 1
+            key = torch.tensor(k, dtype=crow.dtype, device=crow.device)
+            row = int(torch.searchsorted(crow, key, right=True)) - 1
             return f"row {row}, column {int(cols[k])}"
 
         return vals, cell

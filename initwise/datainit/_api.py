@@ -44,7 +44,7 @@ from initwise.modelio import (
 from initwise.options import check_on_unknown, resolve_generator
 from initwise.policy import apply
 from initwise.select import ModuleRules
-from initwise.state import COPY_LIMIT, guarded, preserve_rng
+from initwise.state import guarded, preserve_rng
 from initwise.theory.criticality import critical_point
 
 __all__ = ["CRITICAL_SIGMA_B", "TARGETS", "critical_rms", "init"]
@@ -321,8 +321,9 @@ def _run(model: nn.Module, cal: list, loss: str | None, opts: _Options, target: 
     to emit at the caller."""
 
     # the forwards before the structural init change nothing: custom buffers the user's
-    # forward updates (a step counter, an EMA) are put back by the guard
-    with guarded(model, restore="always", copy_limit=COPY_LIMIT, grads=False, rng=False), \
+    # forward updates (a step counter, an EMA) are put back by the guard (buffers are copied,
+    # parameters only version-checked: a no_grad forward does not write them)
+    with guarded(model, restore="always", copy_limit=0, grads=False, rng=False), \
             calibration_mode(model):
         before, spec, source, n_out = _loss_pass(model, cal, loss, first=True)
         # one trace serves the policy and the walk: the graph's facts (execution order,
