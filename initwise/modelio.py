@@ -472,11 +472,14 @@ def _cell(pos: list[int]) -> str:
     return f"row {pos[0]}, index {tuple(pos[1:])}"
 
 
-def _check_finite(t: torch.Tensor, what: str, where: str, remedy: str) -> None:
+def _check_finite(t: torch.Tensor, what: str, where: str, remedy: str,
+                  neg_inf: bool = False) -> None:
     if not (t.is_floating_point() or t.is_complex()):
         return
     vals, cell = _stored(t.detach())
     bad = ~torch.isfinite(vals)
+    if neg_inf:  # an additive attention mask holds -inf on purpose
+        bad &= vals != float("-inf")
     if not bool(bad.any()):
         return
     k = int(bad.nonzero()[0, 0])
@@ -505,7 +508,9 @@ def check_batch(inputs: Any, targets: Any, where: str, *, min_rows: int = MIN_RO
                 inputs_finite: bool = True) -> None:
     """Refuse a batch that cannot be measured: non-finite values, too few rows.
 
-    Sparse tensors are checked through their stored values (O(nnz), never densified).
+    Sparse tensors are checked through their stored values (O(nnz), never densified). An input
+    named like a mask (a dict key containing ``"mask"``) may hold ``-inf`` (additive attention
+    masks); NaN and ``+inf`` are refused there too.
 
     Args:
         inputs: the model inputs (converted to torch).
@@ -537,7 +542,8 @@ def check_batch(inputs: Any, targets: Any, where: str, *, min_rows: int = MIN_RO
     if inputs_finite:
         for path, t in data:
             _check_finite(t, path, where, "impute or drop them first, e.g. "
-                          "torch.nan_to_num(x) or X[np.isfinite(X).all(1)].")
+                          "torch.nan_to_num(x) or X[np.isfinite(X).all(1)].",
+                          neg_inf="mask" in path.lower())
     if isinstance(targets, torch.Tensor):
         _check_finite(targets, "targets", where, "drop those rows or fix the labels first.")
 

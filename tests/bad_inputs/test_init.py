@@ -494,3 +494,22 @@ class _BagNet(nn.Module):
 
     def forward(self, ids, offsets, psw=None):
         return self.head(self.emb(ids, offsets, per_sample_weights=psw))
+
+
+def test_an_additive_attention_mask_may_hold_minus_inf_but_not_nan(refuse):
+    class Masked(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin, self.head = nn.Linear(4, 8), nn.Linear(8, 3)
+
+        def forward(self, x, attention_mask):
+            return self.head(F.relu(self.lin(x)) + attention_mask.clamp_min(-1.0))
+
+    x, y = _data()
+    mask = torch.zeros(32, 8)
+    mask[:, 7] = float("-inf")
+    initwise.init(Masked(), ({"x": x, "attention_mask": mask}, y), generator=0)
+    mask[0, 0] = float("nan")
+    net = Masked()
+    refuse(net, _init(net, ({"x": x, "attention_mask": mask}, y)), ValueError,
+           "inputs['attention_mask']", "row 0, column 0")
