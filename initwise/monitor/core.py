@@ -49,7 +49,7 @@ from initwise.monitor.detect import Divergence, DyingUnits, EpochCliff, LossTrac
 from initwise.monitor.repair import Repair, repair_units
 from initwise.options import resolve_generator
 
-__all__ = ["Monitor", "MonitorReport", "TrainingDiverged", "UPDATE_BAND"]
+__all__ = ["JointOptimizer", "Monitor", "MonitorReport", "TrainingDiverged", "UPDATE_BAND"]
 
 #: Update/weight ratio bands per optimizer family: outside, for ``UPDATE_PATIENCE`` sampled
 #: steps in a row, is a finding. SGD: the classic ~1e-3 (Karpathy's rule); Adam-like: the step is
@@ -109,7 +109,51 @@ class MonitorReport:
         return "\n".join(lines)
 
 
+class JointOptimizer:
+    """Several optimizers seen as one (e.g. Adam on the dense layers + SparseAdam on a table):
+    the union of their ``param_groups`` and ``state``; ``optimizers`` lists them.
+
+    Checks read ``param_groups`` (which parameters are optimized, their learning rates); the
+    repair resets each optimizer's own state.
+    """
+
+    def __init__(self, optimizers: list[Any]) -> None:
+        if not optimizers:
+            raise ValueError("Monitor: optimizer= is an empty sequence.")
+        self.optimizers = optimizers
+
+    @classmethod
+    def of(cls, optimizer: Any) -> JointOptimizer:
+        return cls(list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer])
+
+    def same(self, optimizer: Any) -> bool:
+        other = list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
+        return len(other) == len(self.optimizers) and all(
+            a is b for a, b in zip(other, self.optimizers))
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [g for o in self.optimizers for g in o.param_groups]
+
+    @property
+    def state(self) -> dict[Any, Any]:
+        merged: dict[Any, Any] = {}
+        for o in self.optimizers:
+            merged.update(o.state)
+        return merged
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return self.optimizers[0].defaults
+
+    @property
+    def name(self) -> str:
+        return " + ".join(type(o).__name__ for o in self.optimizers)
+
+
 def _family(optimizer: Any) -> str:
+    if isinstance(optimizer, JointOptimizer):
+        optimizer = optimizer.optimizers[0]
     name = type(optimizer).__name__.lower()
     if "adam" in name or "rmsprop" in name or "adagrad" in name or "lion" in name:
         return "adam"
@@ -225,7 +269,7 @@ class Monitor:
         self._scale: float | None = None
         self._skipped = False
         self._optimizer: Any = None
-        self._pre_hook: Any = None
+        self._pre_hook: list[Any] | None = None
         self._before: dict[str, torch.Tensor] | None = None
         self._stack: contextlib.ExitStack | None = None
         self._probe: Probe | None = None
@@ -253,7 +297,9 @@ class Monitor:
 
         Args:
             loss: the step's loss (a tensor stays on the device). Default None.
-            optimizer: the optimizer (for update ratios; given once is enough).
+            optimizer: the optimizer, or a sequence of optimizers stepped together (e.g. Adam +
+                SparseAdam), for update ratios and the repair's state reset; given once is
+                enough.
             outputs: the model's output of this step (optional: output scale checks).
             targets: the batch's targets (optional: the label prior of the loss check).
             scaler: a ``torch.amp.GradScaler`` whose scaled gradients are unscaled here; a step
@@ -275,7 +321,8 @@ class Monitor:
                 skipped = True  # GradScaler lowers its scale exactly when it skipped a step
             self._scale = scale if scale is not None else self._scale
         self._skipped = skipped
-        if optimizer is not None and optimizer is not self._optimizer:
+        if optimizer is not None and (self._optimizer is None
+                                      or not self._optimizer.same(optimizer)):
             self._attach_optimizer(optimizer)
         if loss is not None:
             self._record_loss(loss)
@@ -323,7 +370,8 @@ class Monitor:
         """Remove every hook the monitor holds; close the sinks."""
         self._disarm()
         if self._pre_hook is not None:
-            self._pre_hook.remove()
+            for h in self._pre_hook:
+                h.remove()
             self._pre_hook = None
         if self._capture is not None:
             self._capture.remove()
@@ -370,13 +418,18 @@ class Monitor:
 
     def _attach_optimizer(self, optimizer: Any) -> None:
         if self._pre_hook is not None:
-            self._pre_hook.remove()
-        self._optimizer = optimizer
-        if hasattr(optimizer, "register_step_pre_hook"):
-            self._pre_hook = optimizer.register_step_pre_hook(self._before_step)
+            for h in self._pre_hook:
+                h.remove()
+        self._optimizer = JointOptimizer.of(optimizer)
+        self._pre_hook = [o.register_step_pre_hook(self._before_step)
+                          for o in self._optimizer.optimizers
+                          if hasattr(o, "register_step_pre_hook")]
 
     def _before_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        # the step about to happen is number self.steps + 1: sample it on sync steps
+        # the step about to happen is number self.steps + 1: sample it on sync steps (once,
+        # before the first of several optimizers steps)
+        if self._before is not None:
+            return
         if (self.steps + 1) % self.sync_every == 0 or (self.steps + 1) % self.every == 0:
             with torch.no_grad():
                 self._before = {n: p.detach().clone() for n, p in self.model.named_parameters()
@@ -502,7 +555,7 @@ class Monitor:
                 out.append(self._finding(
                     "update.ratio", "warning", n, self.steps,
                     f"||dW|| / ||W|| = {r:.3g} on {UPDATE_PATIENCE} sampled steps in a row "
-                    f"(expected {lo:g} to {hi:g} for {type(self._optimizer).__name__})",
+                    f"(expected {lo:g} to {hi:g} for {self._optimizer.name})",
                     "Each step should move a weight by a small fraction of itself: ~1e-3 for "
                     "SGD (Karpathy 2019); adaptive optimizers move ~lr per element.",
                     "Lower the learning rate of this tensor's group." if big else

@@ -472,6 +472,13 @@ def _apply(plan: _Plan, generator: torch.Generator | None) -> list[tuple[torch.T
     return touched
 
 
+def _optimizers(optimizer: Any) -> list[Any]:
+    """One optimizer, a sequence of them, or a view with ``.optimizers`` -> a list."""
+    if isinstance(optimizer, (list, tuple)):
+        return list(optimizer)
+    return list(getattr(optimizer, "optimizers", None) or [optimizer])
+
+
 def _reset_state(optimizer: torch.optim.Optimizer,
                  touched: list[tuple[torch.Tensor, int, list[int]]],
                  saved: list[tuple[torch.Tensor, torch.Tensor]], second: str) -> list[str]:
@@ -587,8 +594,8 @@ def repair_units(
             for plan in plans:
                 touched = _apply(plan, generator)
                 if optimizer is not None and policy.reset_optimizer:
-                    plan.notes += _reset_state(optimizer, touched, saved,
-                                               policy.second_moment)
+                    for opt in _optimizers(optimizer):  # each resets the tensors it holds
+                        plan.notes += _reset_state(opt, touched, saved, policy.second_moment)
     except BaseException:
         for t, copy in reversed(saved):
             t.copy_(copy)
