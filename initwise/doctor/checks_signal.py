@@ -59,11 +59,11 @@ def check_signal_scale(ctx: Measurements) -> Iterable[Finding]:
     10-layer ReLU MLP measures 5e-4, sigma_w = 0.5 tanh at depth 30 4e-9, a 2 x Kaiming gain at
     depth 10 104. Warning thresholds 1e-2 and 10.
 
-    Errors (calibrated on outcomes, benchmarks/DOCTOR.md): every setup measuring a vanishing
+    Errors (calibrated on outcomes, benchmarks/DOCTOR.md): all 9 setups measuring a vanishing
     ratio <= 3.4e-3 then failed to learn as it should (torch's default on 8-16 ReLU layers and
-    16 tanh layers, the demo's model at 8 layers: 1.1e-3), every one measuring >= 0.032
-    learned (8 tanh layers, torch default): error below 5e-3. The one exploding setup (104, a
-    2 x Kaiming gain) learned with Adam: error above 1e3 only.
+    16 tanh layers; the demo's model at 8 layers, 1.1e-3); the lowest ratio of a setup that
+    learned was 0.032 (8 tanh layers, torch's default): error below 5e-3. The one exploding
+    setup (104, a 2 x Kaiming gain) learned with Adam: error above 1e3 only.
     """
     chain = hidden_chain(ctx)
     if len(chain) < 2:
@@ -122,10 +122,11 @@ def check_correlation_collapse(ctx: Measurements) -> Iterable[Finding]:
     Error (calibrated on outcomes, benchmarks/DOCTOR.md) when the lowest fraction is below
     5e-3, or below 0.02 while a ReLU-family layer also has >= 30 % units dead on the batch (the
     combined rule: a collapsed ReLU layer is on or off for the whole batch, so collapse and
-    dead units together leave a few nearly identical linear units). Setups that failed to learn
-    measured <= 2.4e-3 (the demo's model at 4 and 8 layers: 2.4e-3, 1.3e-6; torch's default on
-    8-16 ReLU layers, 16 tanh layers, sigmoid and ordered tanh chains) or 0.011 with 41 % dead
-    (inputs of mean 10); the lowest that learned was 0.017 (8 tanh layers, no dead units).
+    dead units together leave a few nearly identical linear units). All 11 setups below 5e-3
+    failed to learn as they should (the demo's model at 4 and 8 layers: 2.4e-3, 1.3e-6; torch's
+    default on 8-16 ReLU layers and 16 tanh layers; sigmoid and ordered tanh chains; dead
+    biases), and so did inputs of mean 10 (0.011 with 41 % dead); the lowest fraction of a
+    setup that learned was 0.017 (8 tanh layers, no ReLU units).
     """
     chain = [s for s in hidden_chain(ctx)
              if s.signal_fraction is not None and math.isfinite(s.signal_fraction)
