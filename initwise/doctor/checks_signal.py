@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+import torch
+
 from initwise.doctor.check import Check
 from initwise.doctor.diagnosis import LayerStats
 from initwise.doctor.findings import Finding
@@ -63,7 +65,10 @@ def check_signal_scale(ctx: Measurements) -> Iterable[Finding]:
     ratio <= 3.4e-3 then failed to learn as it should (torch's default on 8-16 ReLU layers and
     16 tanh layers; the demo's model at 8 layers, 1.1e-3); the lowest ratio of a setup that
     learned was 0.032 (8 tanh layers, torch's default): error below 5e-3. The one exploding
-    setup (104, a 2 x Kaiming gain) learned with Adam: error above 1e3 only.
+    setup (104, a 2 x Kaiming gain) learned with Adam: error above 1e3 only, unless the
+    diagnosis has an optimizer without per-parameter step normalization (SGD family): then any
+    growth above 10 x is an error (the same setup with SGD 0.01 momentum 0.9 or SGD 0.05: fit
+    0.00 against 0.999 after ``initwise.init``).
     """
     chain = hidden_chain(ctx)
     if len(chain) < 2:
@@ -98,7 +103,7 @@ def check_signal_scale(ctx: Measurements) -> Iterable[Finding]:
     if worst_e[0] is not None and worst_e[1] > EXPLODE_RATIO:
         yield Finding(
             check="signal.exploding",
-            severity="error" if worst_e[1] > EXPLODE_ERROR else "warning",
+            severity="error" if worst_e[1] > EXPLODE_ERROR or _plain_sgd(ctx) else "warning",
             where=worst_e[0].name,
             evidence=f"pre-activation std grows to {worst_e[1]:.3g} x its earlier minimum at "
             f"{worst_e[0].name} (expected <= {EXPLODE_RATIO:g}); hidden stds: {profile}.",
@@ -109,6 +114,16 @@ def check_signal_scale(ctx: Measurements) -> Iterable[Finding]:
             metrics={"ratio": worst_e[1], "pre_std": [s.pre_std for s in chain]},
             fix_id=auto,
         )
+
+
+def _plain_sgd(ctx: Measurements) -> bool:
+    """True when the diagnosis has an optimizer whose steps scale with the raw gradient (no
+    Adam-style ``betas``, not Adagrad / RMSprop / Adadelta): a too-large gain then blows up."""
+    opt = ctx.optimizer
+    if opt is None:
+        return False
+    adaptive = (torch.optim.Adagrad, torch.optim.RMSprop, torch.optim.Adadelta)
+    return not isinstance(opt, adaptive) and not any("betas" in g for g in opt.param_groups)
 
 
 def check_correlation_collapse(ctx: Measurements) -> Iterable[Finding]:

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 import zoo_cases as zoo
 
 from initwise.datainit import init
@@ -124,3 +125,13 @@ def test_saturation_above_half_is_an_error():
     sat = _finding(d, "units.saturated")
     assert max(sat.metrics["saturated_fraction"].values()) > 0.5 and sat.severity == "error"
     assert _finding(d, "grad.exploding").severity == "error"
+
+
+def test_exploding_signal_is_an_error_only_with_plain_sgd():
+    # a 2 x Kaiming gain at depth 10 (ratio 104) learned with Adam, not with SGD
+    s = zoo.BROKEN["relu_exploding_gain"][0](0)
+    s.optimizer = torch.optim.Adam(s.model.parameters(), lr=1e-3)
+    assert _finding(_diagnose(s), "signal.exploding").severity == "warning"
+    s.optimizer = torch.optim.SGD(s.model.parameters(), lr=0.01, momentum=0.9)
+    f = _finding(_diagnose(s), "signal.exploding")
+    assert 10 < f.metrics["ratio"] < 1e3 and f.severity == "error"
