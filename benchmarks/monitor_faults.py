@@ -43,7 +43,7 @@ on any healthy run.
 Usage::
 
     nice /work/main/.venv/bin/python benchmarks/monitor_faults.py            # ~10-15 min
-    nice /work/main/.venv/bin/python benchmarks/monitor_faults.py --quick    # ~2 min
+    nice /work/main/.venv/bin/python benchmarks/monitor_faults.py --quick    # ~2 min, no twins
 
 Writes ``benchmarks/out/monitor_faults.json`` (``monitor_faults_quick.json`` with --quick).
 """
@@ -403,7 +403,7 @@ def run(setup: Setup, steps: int, fault: Fault | None = None) -> dict[str, Any]:
     def note(found: list, at: int) -> None:
         for f in found:
             raised.append({"code": f.check, "severity": f.severity, "where": f.where,
-                           "raised": at, "since": f.step})
+                           "raised": at, "since": f.step, "evidence": f.evidence})
 
     t0 = time.perf_counter()
     per_eval = setup.steps_per_epoch // 4 if setup.steps_per_epoch else None
@@ -411,8 +411,6 @@ def run(setup: Setup, steps: int, fault: Fault | None = None) -> dict[str, Any]:
     effects: dict[str, Any] = {}
     try:
         for step in range(1, steps + 1):
-            if fault is not None and step == fault.fault_step and fault.fault_step > 0:
-                effects["before_fault"] = effect(setup)
             if fault is not None and fault.inject is not None and step == fault.fault_step:
                 fault.inject(setup, step)
             if fault is not None and fault.undo is not None and step == fault.until:
@@ -422,6 +420,9 @@ def run(setup: Setup, steps: int, fault: Fault | None = None) -> dict[str, Any]:
             loss = F.cross_entropy(model(*x), y)
             loss.backward()
             opt.step()
+            if fault is not None and step == fault.fault_step - 1:
+                # before mon.step: a forward after it could be the one its probe measures
+                effects["before_fault"] = effect(setup)
             note(mon.step(loss=loss, optimizer=opt), step)
             if step % 50 == 0:
                 losses.append(loss.item())
@@ -545,7 +546,8 @@ def iter_healthy(seeds: int) -> Iterator[tuple[str, int]]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="~2 min: 1 seed per healthy arch")
+    p.add_argument("--quick", action="store_true",
+                   help="~2 min: no twins, 1 seed per healthy architecture, 1,000 steps")
     p.add_argument("--seeds", type=int, default=None, help="healthy seeds per architecture")
     p.add_argument("--steps", type=int, default=2000, help="steps of a healthy run")
     p.add_argument("--only", nargs="*", default=None, help="run only these faults")
@@ -561,7 +563,7 @@ def main() -> None:
         if a.only is not None and fault.name not in a.only:
             continue
         scores.append(score_fault(fault, run(fault.setup(0), fault.steps, fault)))
-        if not a.no_twins and (fault.inject is not None or fault.twin is not None):
+        if not (a.no_twins or a.quick) and (fault.inject is not None or fault.twin is not None):
             twin = run((fault.twin or fault.setup)(0), fault.steps)
             scores[-1]["twin"] = {k: twin[k] for k in ("findings", "effect", "val_history")}
             scores[-1]["twin"]["final_loss"] = _final(twin)

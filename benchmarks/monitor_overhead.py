@@ -2,19 +2,21 @@
 
 Three CPU models, ``torch.set_num_threads(1)``, Adam, a fixed pool of seeded batches:
 
-* ``sparse_mlp``: ``EmbeddingBag(2**15, 64, mode="sum")`` over hashed sparse rows (24 ids a row,
-  batch 256) -> ReLU -> 2x[Linear(256), ReLU] -> Linear(2); 2.2 M parameters, dense gradients.
+* ``sparse_mlp``: ``EmbeddingBag(2**14, 32, mode="sum")`` over hashed sparse rows (24 ids a row,
+  batch 256) -> ReLU -> 2x[Linear(256), ReLU] -> Linear(2); 0.6 M parameters, dense gradients.
 * ``cnn``: 3 conv layers (1 -> 16 -> 32 -> 32 channels, 3x3) with ReLU and max-pooling on random
   16x16 images (batch 64) -> Linear(10).
 * ``transformer``: ``nn.TransformerEncoder`` (2 layers, d=64, 4 heads, feed-forward 128) over an
   embedding of 1,000 tokens (sequence 32, batch 32), mean-pooled -> Linear(10).
 
 Each configuration trains its own copy of the model (same weights, same batches), so monitors
-never share an optimizer. Time is measured in blocks of ``--steps`` steps (256: one scheduled
-step even at ``every=256``), interleaved with the baseline as FINDINGS.md section 3 demands:
-every round runs, for each configuration, a baseline block and the configuration's block next to
-each other (A/B in even rounds, B/A in odd ones); the reported ratio is the median over rounds of
-``t(config) / t(adjacent baseline)``, with the inter-quartile range of those ratios.
+never share an optimizer. The baseline (no monitor) and every configuration are trained
+interleaved step by step in a rotating order (A/B/C/.../A/B/C..., FINDINGS.md section 3), in
+rounds of ``--steps`` steps each (256: one scheduled step even at ``every=256``; 300 for the
+default's ``every=100``); per round, a configuration's time per step is divided by the
+baseline's, and the table gives the median over rounds, with the inter-quartile range. CPU time
+of the thread (``time.thread_time``) is the main figure -- other processes on a shared machine
+inflate wall time, not it; wall-time ratios are given beside it.
 
 Tiers (the Cockpit-style table): ``cheap`` = ``Monitor(every=10**9, sync_every=k)`` (loss ring
 buffer every step; at each synchronization the loss read, global gradient norm and update/weight
@@ -24,7 +26,7 @@ sync_every=16``) and the worst case (``every=1, sync_every=1``) are timed the sa
 
 The per-statistic table times the monitor's internal steps one by one (median of repeated calls
 on a monitor that has run a few hundred steps); these are private methods, called only to split
-the cost, and their sum need not equal the end-to-end difference (caches, allocator):
+the cost (thread CPU time), and their sum need not equal the end-to-end difference:
 
 * ``loss buffer write`` (every step), ``sync read`` (the buffer read, EMA and detectors; per
   synchronization), ``grad norms`` (per synchronization), ``update copy`` (the pre-step copy of
@@ -69,7 +71,7 @@ Batch = tuple[tuple[torch.Tensor, ...], torch.Tensor]
 class SparseMLP(nn.Module):
     """EmbeddingBag over hashed ids -> ReLU MLP (a CTR / bag-of-words shape)."""
 
-    def __init__(self, n_features: int = 2**15, dim: int = 64, hidden: int = 256,
+    def __init__(self, n_features: int = 2**14, dim: int = 32, hidden: int = 256,
                  n_out: int = 2) -> None:
         super().__init__()
         self.bag = nn.EmbeddingBag(n_features, dim, mode="sum")
@@ -125,7 +127,7 @@ def make_task(name: str, n_batches: int, seed: int = 0
     batches: list[Batch] = []
     if name == "sparse_mlp":
         for _ in range(n_batches):
-            ids, off = hashed_rows(256, 24, 2**15, gen)
+            ids, off = hashed_rows(256, 24, 2**14, gen)
             y = (ids.view(256, 24)[:, :3].sum(1) % 2).long()  # a learnable parity of ids
             batches.append(((ids, off), y))
         return SparseMLP, batches
@@ -174,23 +176,28 @@ class Run:
             self.step()
 
 
-def paired_block(a: Run, b: Run, steps: int, b_first: bool) -> tuple[float, float, float, float]:
-    """``steps`` steps of each run, alternating step by step (order flips every step).
+def interleaved_round(runs: list[Run], steps: list[int]) -> tuple[list[float], list[float]]:
+    """Train every run ``steps[i]`` steps, interleaved step by step in a rotating order.
+
+    Step ``j`` runs each run that still has steps left, starting with run ``j mod n``, so every
+    run sees the same machine load and the same cache pollution from the others.
 
     Returns:
-        ``(wall_a, wall_b, cpu_a, cpu_b)`` in seconds, summed over the block; CPU time is the
-        thread's (``time.thread_time``), which other processes on the machine do not inflate.
+        ``(wall, cpu)`` seconds per run, summed over its steps; CPU time is the thread's
+        (``time.thread_time``), which other processes on the machine do not inflate.
     """
-    wall, cpu = [0.0, 0.0], [0.0, 0.0]
-    runs = (a, b)
-    for i in range(steps):
-        order = (1, 0) if (i % 2 == 0) == b_first else (0, 1)
-        for j in order:
+    n = len(runs)
+    wall, cpu = [0.0] * n, [0.0] * n
+    for j in range(max(steps)):
+        for r in range(n):
+            i = (j + r) % n
+            if j >= steps[i]:
+                continue
             w0, c0 = time.perf_counter(), time.thread_time()
-            runs[j].step()
-            cpu[j] += time.thread_time() - c0
-            wall[j] += time.perf_counter() - w0
-    return wall[0], wall[1], cpu[0], cpu[1]
+            runs[i].step()
+            cpu[i] += time.thread_time() - c0
+            wall[i] += time.perf_counter() - w0
+    return wall, cpu
 
 
 def configs(schedules: tuple[int, ...]) -> dict[str, dict[str, int]]:
@@ -219,42 +226,44 @@ def time_configs(name: str, cfgs: dict[str, dict[str, int]], rounds: int, steps:
                  ) -> dict[str, Any]:
     """Per configuration, the median (and IQR) over rounds of t(config) / t(baseline).
 
-    Each round times, for every configuration, one block of ``steps`` steps of it and of the
-    baseline interleaved step by step (:func:`paired_block`); CPU and wall time both.
+    Each round trains the baseline and every configuration interleaved step by step
+    (:func:`interleaved_round`); per-step times are compared within the round (CPU and wall).
     """
     factory, batches = make_task(name, 64)
     torch.manual_seed(0)
     base = factory()
-    runs = {c: Run(base, batches, kw) for c, kw in cfgs.items()}
-    baseline = Run(base, batches, None)
-    for r in [baseline, *runs.values()]:  # warm-up: allocator, Adam state, the first trace
-        r.block(steps)
+    names = ["baseline", *cfgs]
+    runs = [Run(base, batches, None)] + [Run(base, batches, kw) for kw in cfgs.values()]
+    n_steps = [steps] + [_block_steps(kw, steps) for kw in cfgs.values()]
+    interleaved_round(runs, n_steps)  # warm-up: allocator, Adam state, the first trace
     cpu: dict[str, list[float]] = {c: [] for c in cfgs}
     wall: dict[str, list[float]] = {c: [] for c in cfgs}
     base_cpu, base_wall = [], []
-    for rnd in range(rounds):
-        for c, run in runs.items():
-            n = _block_steps(cfgs[c], steps)
-            wc, wb, cc, cb = paired_block(run, baseline, n, b_first=rnd % 2 == 0)
-            cpu[c].append(cc / cb)
-            wall[c].append(wc / wb)
-            base_cpu.append(cb / n)
-            base_wall.append(wb / n)
+    for _ in range(rounds):
+        w, c = interleaved_round(runs, n_steps)
+        per_w = [t / k for t, k in zip(w, n_steps, strict=True)]
+        per_c = [t / k for t, k in zip(c, n_steps, strict=True)]
+        base_wall.append(per_w[0])
+        base_cpu.append(per_c[0])
+        for i, cfg in enumerate(names[1:], start=1):
+            cpu[cfg].append(per_c[i] / per_c[0])
+            wall[cfg].append(per_w[i] / per_w[0])
     return {"baseline_ms_per_step": {"cpu": 1e3 * statistics.median(base_cpu),
                                      "wall": 1e3 * statistics.median(base_wall)},
             "cpu": {c: _summary(v) for c, v in cpu.items()},
             "wall": {c: _summary(v) for c, v in wall.items()},
             "findings_raised": {c: [f.check for f in run.mon.findings]
-                                for c, run in runs.items()}}
+                                for c, run in zip(names[1:], runs[1:], strict=True)}}
 
 
 # ---- per-statistic costs (private methods, for attribution only) -------------------------
 def _median_us(fn: Callable[[], Any], n: int) -> float:
+    """Median thread CPU time of ``fn()`` over ``n`` calls, in microseconds."""
     ts = []
     for _ in range(n):
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         fn()
-        ts.append(time.perf_counter() - t0)
+        ts.append(time.thread_time() - t0)
     return 1e6 * statistics.median(ts)
 
 
@@ -282,9 +291,9 @@ def stat_costs(name: str, reps: int) -> dict[str, float]:
         for _ in range(mon.sync_every):
             mon._record_loss(loss)
         mon._before = None
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         mon._sync(None)
-        sync_only.t.append(time.perf_counter() - t0)  # type: ignore[attr-defined]
+        sync_only.t.append(time.thread_time() - t0)  # type: ignore[attr-defined]
 
     sync_only.t = []  # type: ignore[attr-defined]
     for _ in range(reps):
@@ -302,9 +311,9 @@ def stat_costs(name: str, reps: int) -> dict[str, float]:
 
     def compare() -> None:
         copy_before()
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         mon._update_findings()
-        compare.t.append(time.perf_counter() - t0)  # type: ignore[attr-defined]
+        compare.t.append(time.thread_time() - t0)  # type: ignore[attr-defined]
 
     compare.t = []  # type: ignore[attr-defined]
     for _ in range(reps):
@@ -314,14 +323,14 @@ def stat_costs(name: str, reps: int) -> dict[str, float]:
     probe_t, checks_t = [], []
     for _ in range(max(3, reps // 10)):
         mon._arm()
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         fwd_bwd()
-        probe_t.append(time.perf_counter() - t0)
+        probe_t.append(time.thread_time() - t0)
         copy_before()
         opt.step()
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         mon._scheduled(None, None, None)
-        checks_t.append(time.perf_counter() - t0)
+        checks_t.append(time.thread_time() - t0)
     out["scheduled probe"] = max(1e6 * statistics.median(probe_t) - out["plain forward+backward"],
                                  0.0)
     out["scheduled checks"] = 1e6 * statistics.median(checks_t)
@@ -419,7 +428,7 @@ def main() -> None:
           f"torch threads 1; rounds {rounds}, {steps} steps per block; "
           f"{time.perf_counter() - t0:.0f} s.\n")
     print("Step time relative to no monitor, CPU time (wall time); median over rounds of "
-          "step-interleaved A/B blocks:\n")
+          "step-interleaved runs:\n")
     print(overhead_table(res, schedules))
     print("\nTargets: default schedule <= 2 %, loss/non-finite part <= 0.5 %:\n")
     print(default_table(res, costs))
