@@ -18,6 +18,7 @@ from initwise._loading import (
     load_model,
     load_weights,
     parse_model_kwargs,
+    static_batch_size,
 )
 
 if TYPE_CHECKING:  # torch is imported where it is used: `initwise theory` runs without it
@@ -143,10 +144,13 @@ def _check_range(spec: Any, logits: torch.Tensor, targets: torch.Tensor) -> None
                          f"model with one output per class")
 
 
-def _model_and_data(args: Any) -> tuple[nn.Module, Any]:
+def _model_and_data(args: Any, notes: list[str] | None = None) -> tuple[nn.Module, Any]:
+    """MODEL (+ --weights) and FILE; the reader's decisions go to ``notes`` (see load_data)."""
     import torch
 
     model = load_model(args.model, parse_model_kwargs(args.model_kwargs))
+    if args.verb == "init":
+        _check_policy(args.policy)  # after MODEL: its file may register a policy
     if isinstance(model, torch.jit.ScriptModule):
         raise LoadError(
             f"MODEL: {args.model!r} is a TorchScript module, which does not support the forward "
@@ -155,12 +159,32 @@ def _model_and_data(args: Any) -> tuple[nn.Module, Any]:
         )
     if getattr(args, "weights", None):
         load_weights(model, args.weights)
-    data = load_data(args.data, target=args.target)
+    data = load_data(args.data, target=args.target, zero_based=args.zero_based,
+                     delimiter=args.delimiter, no_target=args.no_target, notes=notes)
     return model, data
 
 
-def _batches(args: Any, model: nn.Module, data: Any, count: int) -> list[Any]:
+def _check_policy(name: str) -> None:
+    from initwise.policy import policies
+
+    known = policies()
+    if name not in known:
+        raise LoadError(
+            f"--policy: unknown policy {name!r}; choose one of {', '.join(known)} (or register "
+            f"your own in the MODEL file with initwise.policy.register_policy(name, fn))"
+        )
+
+
+def _print_notes(notes: list[str], out: TextIO) -> None:
+    """How FILE was read where initwise decided it (svmlight base, CSV delimiter)."""
+    for note in notes:
+        print(f"note: {note}", file=out)
+
+
+def _batches(args: Any, model: nn.Module, data: Any, count: int,
+             notes: list[str] | None = None) -> list[Any]:
     layout = choose_layout(model) if args.layout == "auto" else args.layout
+    _check_static_batch(args, model, data)
     if layout == "dense":
         need = min(args.batch_size, len(data)) * data.n_features * 4
         if need > _DENSE_LIMIT_BYTES:
@@ -176,8 +200,33 @@ def _batches(args: Any, model: nn.Module, data: Any, count: int) -> list[Any]:
             break
     if not batches:
         raise LoadError(f"--data: {args.data!r} has no rows; give a file with data in it")
-    check_fits(model, batches[0], args.loss, data, args.data)
+    try:
+        check_fits(model, batches[0], args.loss, data, args.data)
+    except LoadError as exc:
+        if not notes:
+            raise
+        # How the file was read may be why it does not fit (an svmlight base, a delimiter).
+        raise LoadError(f"{exc} (note: {'; '.join(notes)})") from exc.__cause__
     return batches
+
+
+def _check_static_batch(args: Any, model: nn.Module, data: Any) -> None:
+    n = static_batch_size(model)
+    if n is None:
+        return
+    if args.batch_size != n:
+        raise LoadError(
+            f"MODEL: {args.model!r} was exported with a static batch size of {n} (its guard "
+            f"checks input.size()[0] == {n}), but --batch-size is {args.batch_size}; pass "
+            f"--batch-size {n}, or export with dynamic_shapes={{0: torch.export.Dim('batch')}} "
+            f"on the batch dimension"
+        )
+    if len(data) < n:
+        raise LoadError(
+            f"MODEL: {args.model!r} was exported with a static batch size of {n}, but "
+            f"{args.data!r} has only {len(data)} rows; give a file with at least {n} rows, or "
+            f"export with dynamic_shapes on the batch dimension"
+        )
 
 
 def _optimizer(args: Any, model: nn.Module) -> torch.optim.Optimizer | None:
@@ -205,8 +254,10 @@ def run_doctor(args: Any, out: TextIO | None = None) -> int:
     from initwise.doctor import doctor
     from initwise.report import render_terminal
 
-    model, data = _model_and_data(args)
-    batch = _batches(args, model, data, 1)[0]
+    notes: list[str] = []
+    model, data = _model_and_data(args, notes)
+    batch = _batches(args, model, data, 1, notes)[0]
+    _print_notes(notes, out)
     diagnosis = doctor(
         model, batch, loss_fn=args.loss, optimizer=_optimizer(args, model), checks=args.preset
     )
@@ -258,8 +309,6 @@ def save_state_dict(model: nn.Module, path: str) -> str:
 
 def run_init(args: Any, out: TextIO | None = None) -> int:
     """``initwise init``: data-aware init of MODEL on FILE, save the weights, print the report."""
-    import torch
-
     out = out or sys.stdout
     import copy
 
@@ -267,12 +316,14 @@ def run_init(args: Any, out: TextIO | None = None) -> int:
     from initwise.report import render_terminal
 
     check_out(args.out)  # before any work
-    model, data = _model_and_data(args)
-    batches = _batches(args, model, data, args.batches)
+    notes: list[str] = []
+    model, data = _model_and_data(args, notes)
+    batches = _batches(args, model, data, args.batches, notes)
+    _print_notes(notes, out)
     before = copy.deepcopy(model) if args.html else None
-    generator = torch.Generator().manual_seed(args.seed)
+    # seed= (not a Generator made here): the same draws, and the report shows the seed.
     report = init(model, iter(batches), loss=args.loss, policy=args.policy, batches=len(batches),
-                  generator=generator)
+                  seed=args.seed)
     fmt = save_state_dict(model, args.out)
     print(render_terminal(report, color=_color(out)), file=out)
     print(f"saved the initialized weights to {args.out} ({fmt})", file=out)

@@ -23,7 +23,10 @@ import importlib
 import importlib.util
 import json
 import os
+import re
+import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +40,7 @@ __all__ = [
     "load_weights",
     "parse_model_kwargs",
     "precheck",
+    "static_batch_size",
 ]
 
 _PT2 = (".pt2",)
@@ -225,7 +229,9 @@ def precheck(args: Any) -> None:
     """
     kwargs = parse_model_kwargs(getattr(args, "model_kwargs", None))
     if getattr(args, "model", None):
-        _check_spec(args.model, kwargs)
+        _, factory, _ = _check_spec(args.model, kwargs)
+        if factory is None and getattr(args, "verb", None) == "init":
+            _refuse_export_init(args.model)
     if getattr(args, "data", None):
         _check_data_path(args.data)
     if getattr(args, "weights", None) and not Path(args.weights).is_file():
@@ -239,6 +245,42 @@ def precheck(args: Any) -> None:
         if isinstance(value, str) and not Path(value).resolve().parent.is_dir():
             raise LoadError(f"--{option}: the folder of {value!r} does not exist; create it "
                             f"first or give another path")
+
+
+def _refuse_export_init(spec: str) -> None:
+    if Path(spec).suffix.lower() not in _PT2:
+        return
+    raise LoadError(
+        f"MODEL: {spec!r} is a torch.export program, which initwise init cannot initialize: "
+        f"torch inlines its layers into one graph of aten operations (no nn.Linear / nn.Conv "
+        f"modules are left to hook and calibrate) and refuses train()/eval() on it (the mode "
+        f"is fixed at export time); give the model's code (file.py:factory, with --weights for "
+        f"a checkpoint) and export after init, or diagnose the .pt2 as it is with initwise "
+        f"doctor"
+    )
+
+
+def static_batch_size(model: nn.Module) -> int | None:
+    """The batch size a ``torch.export`` module was exported with, if it is static.
+
+    A program exported without ``dynamic_shapes`` guards its inputs' sizes: any other batch
+    size fails with ``Guard failed: input.size()[0] == N``.
+
+    Returns:
+        ``N`` when the first input's leading dimension is fixed, else ``None`` (a dynamic batch,
+        or a model that is no exported program).
+    """
+    import torch
+
+    if not isinstance(model, torch.fx.GraphModule):
+        return None
+    for node in model.graph.nodes:
+        if node.op == "placeholder":
+            shape = getattr(node.meta.get("val"), "shape", None)
+            if shape is not None and len(shape) and isinstance(shape[0], int):
+                return int(shape[0])
+            return None
+    return None
 
 
 OUT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
@@ -304,6 +346,16 @@ def load_weights(model: nn.Module, path: str) -> None:
         else:
             state = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as exc:
+        if "Weights only load failed" in str(exc):
+            found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+            what = f"the global {found.group(1)}" if found else "not a plain state dict"
+            raise LoadError(
+                f"--weights: cannot read {path!r}: it holds pickled Python objects beyond "
+                f"tensors ({what}), "
+                f"which initwise never unpickles (torch.load(weights_only=True): unpickling can "
+                f"run code); save a plain state dict with torch.save(model.state_dict(), path) "
+                f"or safetensors"
+            ) from exc
         raise LoadError(
             f"--weights: cannot read {path!r} ({_one_line(exc)}); save a state dict with "
             f"torch.save(model.state_dict(), path) or safetensors"
@@ -323,21 +375,93 @@ def load_weights(model: nn.Module, path: str) -> None:
         ) from exc
 
 
-def load_data(path: str, target: str | None = None) -> Any:
+def load_data(
+    path: str,
+    target: str | None = None,
+    *,
+    zero_based: bool | str = "auto",
+    delimiter: str | None = None,
+    no_target: bool | None = None,
+    notes: list[str] | None = None,
+) -> Any:
     """Read a data FILE with :func:`initwise.data.load` (svmlight, npz, npy, csv, parquet).
 
-    Raises:
-        LoadError: missing file, unreadable or unknown format, unknown target column.
-    """
-    p = _check_data_path(path)
-    from initwise.data import load
+    The reader's own decisions (:class:`~initwise.data.DataWarning`: an svmlight file read
+    1-based, a sniffed CSV delimiter) become notes in command-line words: appended to ``notes``
+    when given, else re-issued as warnings. A table read without ``--target`` that has a
+    label-like column is refused, unless ``no_target`` (``--no-target``) says every column is
+    a feature: a label read as a feature makes a model look healthy on leaked data.
 
+    Args:
+        path: the file.
+        target: ``--target`` (for ``.npy`` a column index, e.g. ``"-1"``), or ``None``.
+        zero_based: ``--zero-based`` (True) / ``--one-based`` (False) / ``"auto"``.
+        delimiter: ``--delimiter``, or ``None`` (sniffed).
+        no_target: ``--no-target``: the file has no target column; ``None`` (default) for a
+            verb without that option (the refusal then names ``--target`` only).
+        notes: a list to collect the notes in, or ``None``.
+
+    Raises:
+        LoadError: missing file, unreadable or unknown format, unknown target column, a
+            label-like column without ``--target`` or ``--no-target``.
+    """
+    from initwise.data.load import DataWarning, load  # load.py's own import of it
+
+    p = _check_data_path(path)
+    if isinstance(target, str) and p.suffix.lower() == ".npy" and target.lstrip("-").isdigit():
+        target = int(target)  # .npy has no column names: --target is an index
+    options: dict[str, Any] = {"target": target}
+    if zero_based != "auto":
+        options["zero_based"] = zero_based
+    if delimiter is not None:
+        options["delimiter"] = delimiter
     try:
-        return load(str(p), target=target)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DataWarning)
+            data = load(str(p), **options)
     except (ValueError, TypeError, KeyError, OSError, ImportError) as exc:
-        # initwise.data speaks Python (``target=``); on the command line it is --target.
-        message = _one_line(exc).replace("as target=", "with --target COL")
-        raise LoadError(f"--data: cannot read {path!r}: {message}") from exc
+        raise LoadError(f"--data: cannot read {path!r}: {_cli_words(_one_line(exc))}") from exc
+    for w in caught:
+        if not isinstance(w.message, DataWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        elif w.message.kind == "label_column":
+            if not no_target:
+                _refuse_label_column(path, w.message, no_target is not None)
+        else:
+            said = DataWarning(w.message.path, w.message.kind, w.message.problem,
+                               _cli_words(w.message.remedy), column=w.message.column)
+            if notes is None:
+                warnings.warn(said, stacklevel=2)
+            else:
+                notes.append(str(said))
+    return data
+
+
+def _refuse_label_column(path: str, warning: Any, has_no_target: bool) -> None:
+    column = shlex.quote(warning.column)
+    other = ", or --no-target if the file has no target column" if has_no_target else ""
+    raise LoadError(
+        f"--data: {path!r}: {warning.problem}; pass --target {column} to use it as the "
+        f"target{other}"
+    )
+
+
+# initwise.data speaks Python (keyword arguments); on the command line they are options.
+_CLI_WORDS = (
+    ("as target=", "with --target COL"),
+    ("zero_based: ", "--zero-based/--one-based: "),
+    ("delimiter: ", "--delimiter: "),
+    ("zero_based=True", "--zero-based"),
+    ("zero_based=False", "--one-based"),
+    ("delimiter=", "--delimiter "),
+    ("target=", "--target "),
+)
+
+
+def _cli_words(text: str) -> str:
+    for python, option in _CLI_WORDS:
+        text = text.replace(python, option)
+    return text
 
 
 def _one_line(exc: BaseException) -> str:

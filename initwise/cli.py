@@ -38,10 +38,23 @@ MODEL is one of:
                               factory(**MODEL_KWARGS) must return a torch.nn.Module
   package.module:factory      imported from the installed package
   model.pt / model.ts         a TorchScript archive (torch.jit.save)
-  model.pt2                   a torch.export archive (torch.export.save)
+  model.pt2                   a torch.export archive (torch.export.save); doctor only: init
+                              refuses it (torch inlines the layers into one graph of aten ops,
+                              so there are no modules to calibrate); export with dynamic_shapes,
+                              or pass --batch-size N with the N it was exported with
 Only load files you trust. Checkpoints given with --weights load with weights_only=True.
-FILE is anything initwise.data.load reads: svmlight/libsvm, .npz, .npy, .csv, .parquet.
+FILE is anything initwise.data.load reads: svmlight/libsvm, .npz, .npy, .csv, .parquet
+(.gz/.bz2/.xz text too). How it was read is printed as a note when initwise decided it: an
+svmlight file without index 0 is read 1-based (--zero-based / --one-based to say so), a CSV
+delimiter other than ',' is sniffed from the header (--delimiter to say so). A table read
+without --target is refused when a column looks like a label: one named label, labels, target,
+targets, y or class, or a last column of 2..20 distinct integers next to real-valued columns
+(--target COL to use it, --no-target to keep every column as a feature).
 """
+
+# The policies initwise registers (tests/bad_inputs/test_cli.py checks this against the
+# registry); a MODEL file may register more, which --policy then accepts too.
+BUILTIN_POLICIES = ("auto", "critical", "torch", "xavier", "kaiming", "lecun", "orthogonal")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,7 +84,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="file.py:factory, package.module:factory, "
                    "or a TorchScript / .pt2 file (see below; a .py file is run)")
     p.add_argument("--data", required=True, metavar="FILE", help="the data file")
-    p.add_argument("--target", metavar="COL", help="target column (csv/parquet) or array name")
+    _data_args(p)
     p.add_argument("--model-kwargs", metavar="JSON", help="JSON object of factory keyword "
                    "arguments, e.g. '{\"depth\": 12}'")
     p.add_argument("--weights", metavar="CKPT", help="state dict to load first (.pt with "
@@ -87,6 +100,32 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    "init (default 0)")
     p.add_argument("--json", metavar="OUT.json", help="also write the report as JSON")
     p.add_argument("--html", metavar="OUT.html", help="also write a self-contained HTML report")
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--target", metavar="COL", help="target column (csv/parquet name, .npy "
+                        "index) or .npz array name")
+    target.add_argument("--no-target", action="store_true", help="the file has no target "
+                        "column: read every column as a feature (without it, a label-like "
+                        "column is refused, see FILE below)")
+    base = p.add_mutually_exclusive_group()
+    base.add_argument("--zero-based", dest="zero_based", action="store_const", const=True,
+                      default="auto", help="svmlight indices start at 0 (default: 0-based if "
+                      "index 0 occurs, else 1-based, with a note)")
+    base.add_argument("--one-based", dest="zero_based", action="store_const", const=False,
+                      help="svmlight indices start at 1")
+    p.add_argument("--delimiter", type=_delimiter, metavar="CHAR", help="CSV field separator, "
+                   "e.g. ';' or tab (default: sniffed from the header line, ',' unless ';', "
+                   "tab or '|' occurs more often)")
+
+
+def _delimiter(text: str) -> str:
+    value = {"tab": "\t", "\\t": "\t"}.get(text.lower(), text)
+    if len(value) != 1 or value in "\r\n\"":
+        raise argparse.ArgumentTypeError(f"expected one character (e.g. ';' or tab), got "
+                                         f"{text!r}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -178,8 +217,9 @@ def _add_init(subs: argparse._SubParsersAction) -> None:
     _model_args(p)
     p.add_argument("--out", required=True, metavar="WEIGHTS", help="where to save the state "
                    "dict: .safetensors or .pt")
-    p.add_argument("--policy", default="auto", help="structural policy before calibration "
-                   "(default auto)")
+    p.add_argument("--policy", default="auto", metavar="NAME", help="structural policy before "
+                   f"calibration: {', '.join(BUILTIN_POLICIES)} (default auto), or one the "
+                   "MODEL file registers with initwise.policy.register_policy")
     p.add_argument("--batches", type=_positive, default=4, help="calibration batches "
                    "(default 4)")
 

@@ -79,6 +79,8 @@ LAZY_ALLOWED: dict[tuple[str, str], str] = {
     ("initwise._commands", "initwise.datainit"): "verb `init` (torch)",
     ("initwise._commands", "initwise.doctor"): "verbs `doctor`, `init --html` (torch)",
     ("initwise._commands", "initwise.modelio"): "verbs `doctor`, `init` (torch)",
+    ("initwise._commands", "initwise.policy"): "verb `init`: --policy checked against the "
+                                               "registry once MODEL (which may add one) loaded",
     ("initwise._commands", "initwise.report"): "verbs `doctor`, `init`: the renderers",
     ("initwise._commands", "initwise.theory_points"): "`doctor --html`, `init --html` (torch)",
     ("initwise._commands", "initwise.report.profile"): "verbs `doctor`, `init` with --data",

@@ -18,6 +18,18 @@ __all__ = ["read_npy", "read_npz", "read_parquet"]
 
 _F32_MAX = float(np.finfo(np.float32).max)
 _SPARSE_KEYS = {"format", "shape", "indptr", "indices", "data"}
+_PICKLED = "Object arrays cannot be loaded when allow_pickle=False"
+
+
+def _pickled(path: str, what: str) -> DataError:
+    """The error for pickled Python objects, which initwise never loads (unpickling runs code)."""
+    return DataError(
+        path,
+        None,
+        f"not a readable numeric file: {what} holds pickled Python objects (an object array), "
+        f"which initwise never loads (allow_pickle=False: unpickling a file can run code)",
+        "save a numeric array instead, e.g. np.save(path, X.astype(np.float32))",
+    )
 
 
 def _empty(path: str, shape: tuple) -> DataError:
@@ -84,6 +96,8 @@ def read_npy(path: str, *, target: int | None = None) -> Table:
     try:
         X = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
+        if _PICKLED in str(exc):
+            raise _pickled(path, "the .npy array") from None
         raise DataError(
             path,
             None,
@@ -125,32 +139,42 @@ def read_npz(path: str, *, target: str | None = None) -> Table:
         ) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataError(path, None, "holds one array, not an archive", "load it as format='npy'")
-    with archive:
-        keys = set(archive.files)
-        if _SPARSE_KEYS <= keys:
-            X = sp.load_npz(path).tocsr()
-        elif "X" in keys:
-            X = _numeric(path, archive["X"], "X")
-        else:
-            raise DataError(
-                path,
-                None,
-                f"no feature matrix: keys are {sorted(keys)}",
-                "save arrays X (and y) with np.savez, or a scipy.sparse matrix with "
-                "scipy.sparse.save_npz",
-            )
-        key = target if target is not None else ("y" if "y" in keys else None)
-        if key is not None and key not in keys:
-            raise DataError(
-                path,
-                None,
-                f"unknown target key {key!r}; keys are {sorted(keys)}",
-                "pass one of them as target=",
-            )
-        y = None if key is None else archive[key]
-        names = {
-            k: [str(v) for v in archive[k]] for k in ("feature_names", "class_names") if k in keys
-        }
+    try:
+        with archive:
+            return _read_archive(path, archive, target)
+    except ValueError as exc:
+        if _PICKLED in str(exc) and not isinstance(exc, DataError):
+            raise _pickled(path, "an array of the .npz archive") from None
+        raise
+
+
+def _read_archive(path: str, archive: Any, target: str | None) -> Table:
+    """The table of an open ``.npz`` archive (closed by the caller)."""
+    keys = set(archive.files)
+    if _SPARSE_KEYS <= keys:
+        X = sp.load_npz(path).tocsr()
+    elif "X" in keys:
+        X = _numeric(path, archive["X"], "X")
+    else:
+        raise DataError(
+            path,
+            None,
+            f"no feature matrix: keys are {sorted(keys)}",
+            "save arrays X (and y) with np.savez, or a scipy.sparse matrix with "
+            "scipy.sparse.save_npz",
+        )
+    key = target if target is not None else ("y" if "y" in keys else None)
+    if key is not None and key not in keys:
+        raise DataError(
+            path,
+            None,
+            f"unknown target key {key!r}; keys are {sorted(keys)}",
+            "pass one of them as target=",
+        )
+    y = None if key is None else archive[key]
+    names = {
+        k: [str(v) for v in archive[k]] for k in ("feature_names", "class_names") if k in keys
+    }
     _check_2d(path, X)
     if sp.issparse(X):
         _check_sparse_finite(path, X)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from initwise.data import binary, tabular
 from initwise.data._textio import open_text, strip_compression
 from initwise.data.dataset import Dataset
-from initwise.data.errors import DataError
+from initwise.data.errors import DataError, DataWarning
 from initwise.data.svmlight import read_svmlight
 from initwise.data.targets import check_task, encode_targets, multilabel_targets
 
@@ -85,8 +86,22 @@ def load(
       the label key (default ``"y"`` if present).
     * ``"npy"``: a 2-D numeric array; ``target`` is a column index, or ``None`` (no labels).
     * ``"csv"`` (``.csv``, ``.tsv``): a header row; ``target`` names (or indexes) the label column;
-      every other column must be numeric.
+      every other column must be numeric. The delimiter is sniffed from the header line unless
+      given (see ``delimiter``).
     * ``"parquet"``: needs ``pip install initwise[parquet]``; like CSV.
+
+    Decisions the reader takes on its own are announced with a
+    :class:`~initwise.data.DataWarning` (``kind`` in brackets), so that none is silent:
+
+    * [``one_based``] an svmlight file read with ``zero_based="auto"`` in which index 0 never
+      occurs is read 1-based (scikit-learn's rule: index 1 is column 0); pass ``zero_based=``.
+    * [``delimiter``] a CSV whose header has more ``;``, tabs or ``|`` than commas is read with
+      that delimiter; pass ``delimiter=``.
+    * [``label_column``] a CSV/Parquet table read with ``target=None`` that has a column that
+      looks like a label (named ``label``/``labels``/``target``/``targets``/``y``/``class``, or
+      a last column of 2..20 distinct integers next to real-valued columns; see
+      :func:`initwise.data.tabular.label_like_column`): the column stays a feature (label
+      leakage if it is the label), so pass ``target=`` naming it. The CLI refuses this case.
 
     Labels: strings become classes; numbers become classes when all integral (sorted values ->
     ids 0..K-1, names kept in ``class_names``; ``-1/+1`` -> ``0/1``), real values otherwise.
@@ -99,9 +114,13 @@ def load(
         format: one of :data:`FORMATS` (aliases ``libsvm``, ``tsv``, ``pq``), or ``None``.
         n_features: number of columns. svmlight: the width (indices beyond it are errors);
             others: a check. ``None`` infers.
-        zero_based: svmlight indices, ``True``/``False``/``"auto"``. Default ``"auto"``.
+        zero_based: svmlight indices, ``True`` (0-based), ``False`` (1-based) or ``"auto"``
+            (0-based if index 0 occurs, else 1-based with a warning). Default ``"auto"``; only
+            for svmlight.
         task: ``"auto"``, ``"classification"``, ``"regression"`` or ``"multilabel"``.
-        delimiter: CSV separator (default ``","``, tab for ``.tsv``).
+        delimiter: CSV separator, one character; ``None`` (default): tab for ``.tsv``, else
+            sniffed from the header line (``,`` unless ``;``, tab or ``|`` occurs more often,
+            with a warning). Only for CSV.
         name: the dataset's name; default the file name without extensions.
 
     Returns:
@@ -109,19 +128,26 @@ def load(
 
     Raises:
         DataError: (a ``ValueError``) for a bad file, naming the file, line/row, fault and remedy.
-        ValueError: for a bad argument (unknown format or task).
+        ValueError: for a bad argument (unknown format or task, a ``delimiter`` that is not one
+            character, ``delimiter`` for a non-CSV file, ``zero_based`` for a non-svmlight one).
         ImportError: Parquet without pyarrow.
+
+    Warns:
+        DataWarning: a decision the reader took on its own (listed above).
     """
     path = os.fspath(path)
     check_task(task)
     fmt = _ALIASES.get(format, format) if format is not None else detect_format(path)
     if fmt not in FORMATS:
         raise ValueError(f"format: expected one of {FORMATS} or None; got {format!r}")
+    _check_format_options(path, fmt, zero_based, delimiter)
     base = os.path.basename(strip_compression(path)[0])
     name = os.path.splitext(base)[0] if name is None else name
     if fmt == "svmlight":
         return _load_svmlight(path, target, n_features, zero_based, task, name)
     table = _read_table(fmt, path, target, delimiter)
+    if target is None and fmt in ("csv", "parquet") and table.feature_names:
+        _warn_label_like(path, table)
     if n_features is not None and table.X.shape[1] != n_features:
         raise DataError(
             path,
@@ -135,6 +161,36 @@ def load(
         class_names = class_names or found
     return Dataset(
         table.X, y, feature_names=table.feature_names, class_names=class_names, name=name
+    )
+
+
+def _check_format_options(path: str, fmt: str, zero_based: Any, delimiter: Any) -> None:
+    if delimiter is not None and fmt != "csv":
+        raise ValueError(
+            f"delimiter: only CSV files have a delimiter; {path} is read as {fmt}; drop it"
+        )
+    if zero_based != "auto" and fmt != "svmlight":
+        raise ValueError(
+            f"zero_based: only svmlight files have 0- or 1-based indices; {path} is read as "
+            f"{fmt}; drop it"
+        )
+
+
+def _warn_label_like(path: str, table: Any) -> None:
+    found = tabular.label_like_column(table.feature_names, table.X)
+    if found is None:
+        return
+    column, reason = found
+    warnings.warn(
+        DataWarning(
+            path,
+            "label_column",
+            f"no target given, but column {column!r} looks like a label ({reason}); as a "
+            f"feature it would leak the label into the inputs",
+            f"pass target={column!r} to read it as the target",
+            column=column,
+        ),
+        stacklevel=3,
     )
 
 
@@ -200,7 +256,20 @@ def _load_svmlight(
     else:
         values = np.array([_number(path, t, line) for t, line in zip(data.labels, data.lines)])
         y, class_names = encode_targets(values, task)
-    return Dataset(data.X, y, class_names=class_names, name=name)
+    dataset = Dataset(data.X, y, class_names=class_names, name=name)
+    if zero_based == "auto" and not data.zero_based:
+        warnings.warn(
+            DataWarning(
+                path,
+                "one_based",
+                "read as a 1-based svmlight file (index 1 is column 0), because feature index "
+                "0 never occurs in it",
+                "pass zero_based=True if it is 0-based (index 0 is then an empty column), or "
+                "zero_based=False to state 1-based",
+            ),
+            stacklevel=3,
+        )
+    return dataset
 
 
 def _number(path: str, token: str, line: int) -> float:

@@ -8,15 +8,18 @@ column and the fault.
 from __future__ import annotations
 
 import csv
+import itertools
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from initwise.data._textio import open_text
-from initwise.data.errors import DataError
+from initwise.data.errors import DataError, DataWarning
 
-__all__ = ["Table", "read_csv"]
+__all__ = ["LABEL_NAMES", "SNIFFED_DELIMITERS", "Table", "label_like_column", "read_csv",
+           "sniff_delimiter"]
 
 _BLOCK = 65536
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -84,13 +87,43 @@ def check_finite(path: str, X: np.ndarray, names: list[str], lines: Any, unit: s
 
 
 # --------------------------------------------------------------------------------------- CSV
+SNIFFED_DELIMITERS = (",", ";", "\t", "|")
+
+
+def sniff_delimiter(header: str) -> str:
+    """The delimiter of a CSV header line, by a count rule.
+
+    The candidate among :data:`SNIFFED_DELIMITERS` (``,`` ``;`` tab ``|``) that occurs most
+    often in the header line (outside double quotes) wins; a tie, or a header with none of
+    them (one column), gives ``","``.
+
+    Example:
+        >>> sniff_delimiter("a;b;c"), sniff_delimiter("a,b;c"), sniff_delimiter("x")
+        (';', ',', ',')
+    """
+    unquoted = "".join(header.split('"')[0::2])
+    counts = {d: unquoted.count(d) for d in SNIFFED_DELIMITERS}
+    best = max(SNIFFED_DELIMITERS, key=lambda d: counts[d])  # first on ties: ","
+    return best if counts[best] > counts[","] else ","
+
+
+def _check_delimiter(delimiter: Any) -> None:
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n\"":
+        raise ValueError(
+            f"delimiter: expected one character (e.g. ',', ';', '\\t'), not a quote or a line "
+            f"break; got {delimiter!r}"
+        )
+
+
 def read_csv(path: str, *, target: Any = None, delimiter: str | None = None) -> Table:
     """Read a CSV file with a header row into a dense float32 feature matrix.
 
     Args:
         path: the file (``.gz``/``.bz2``/``.xz`` decompressed); ``.tsv`` defaults to tabs.
         target: the label column's name or index; ``None`` for no targets.
-        delimiter: field separator; ``None`` -> tab for ``.tsv``, else comma.
+        delimiter: field separator; ``None`` -> tab for ``.tsv``, else sniffed from the header
+            line (:func:`sniff_delimiter`: ``;``, tab or ``|`` when it occurs more often than
+            ``,``; a :class:`~initwise.data.DataWarning` says so).
 
     Returns:
         A :class:`Table`; the target column is returned as strings (encoded by the caller).
@@ -99,10 +132,21 @@ def read_csv(path: str, *, target: Any = None, delimiter: str | None = None) -> 
         DataError: for an empty file, duplicate column names, an unknown target column, a row
             with the wrong number of fields, a non-numeric or empty feature value (naming the
             column), NaN/Inf, a missing label, or no data rows.
+        ValueError: a ``delimiter`` that is not one character.
     """
-    sep = delimiter or ("\t" if ".tsv" in path.lower() else ",")
+    if delimiter is not None:
+        _check_delimiter(delimiter)
     with open_text(path) as f:
-        reader = csv.reader(f, delimiter=sep)
+        try:
+            first = next(f, "")
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                path, 1, f"not UTF-8 text ({exc.reason})", "save the file as UTF-8"
+            ) from None
+        sep = delimiter or ("\t" if ".tsv" in path.lower() else sniff_delimiter(first))
+        if delimiter is None and sep != "," and ".tsv" not in path.lower():
+            _warn_delimiter(path, sep, first)
+        reader = csv.reader(itertools.chain([first] if first else [], f), delimiter=sep)
         try:
             header = next(reader, None)
             if header is None or not any(h.strip() for h in header):
@@ -156,6 +200,20 @@ def read_csv(path: str, *, target: Any = None, delimiter: str | None = None) -> 
     X = np.concatenate(blocks)
     y = None if t is None else np.asarray(labels)
     return Table(X=X, target=y, feature_names=[names[j] for j in feat_cols])
+
+
+def _warn_delimiter(path: str, sep: str, header: str) -> None:
+    shown = {"\t": "tab"}.get(sep, repr(sep))
+    warnings.warn(
+        DataWarning(
+            path,
+            "delimiter",
+            f"read with the delimiter {shown}, sniffed from the header line (it has "
+            f"{header.count(sep)} x {shown} and {header.count(',')} x ',')",
+            f"pass delimiter={sep!r} to state it, or the right one if that is wrong",
+        ),
+        stacklevel=5,
+    )
 
 
 def _header(path: str, header: list[str]) -> list[str]:
@@ -217,3 +275,59 @@ def _csv_labels(path: str, rows: list, lines: list, t: int | None, names: list[s
             )
         out.append(v)
     return out
+
+
+# ------------------------------------------------------------------------- label-like columns
+LABEL_NAMES = ("label", "labels", "target", "targets", "y", "class")
+_MAX_LABEL_VALUES = 20
+
+
+def label_like_column(names: list[str], X: np.ndarray) -> tuple[str, str] | None:
+    """The column of a table read without a target that looks like a label, and why.
+
+    A column looks like a label when (checked in this order):
+
+    1. its name, stripped and lower-cased, is one of :data:`LABEL_NAMES` (``label``,
+       ``labels``, ``target``, ``targets``, ``y``, ``class``); or
+    2. it is the last of at least two columns, every value in it is an integer, it takes
+       between 2 and 20 distinct values, and some other column holds a non-integer value (so
+       an all-integer table, counts or one-hot columns, never triggers this rule).
+
+    Args:
+        names: the column names (one per column of ``X``).
+        X: the dense feature matrix (n_rows, n_columns).
+
+    Returns:
+        ``(name, reason)``, or ``None`` when no column looks like a label.
+
+    Example:
+        >>> import numpy as np
+        >>> label_like_column(["a", "Class"], np.zeros((3, 2)))
+        ('Class', "it is named 'Class'")
+        >>> X = np.array([[0.5, 0], [1.5, 1], [2.5, 2], [0.1, 1]])
+        >>> label_like_column(["a", "b"], X)[1]
+        'it is the last column and holds only integers, 3 distinct values (0..2), while other columns hold real numbers'
+    """  # noqa: E501 - a doctest output line
+    for name in names:
+        if name.strip().lower() in LABEL_NAMES:
+            return name, f"it is named {name!r}"
+    if X.ndim != 2 or X.shape[1] < 2 or X.shape[0] < 2:
+        return None
+    last = np.asarray(X[:, -1], dtype=np.float64)
+    if not np.array_equal(last, np.round(last)):
+        return None
+    values = np.unique(last)
+    if not 2 <= values.size <= _MAX_LABEL_VALUES or not _has_real_values(X[:, :-1]):
+        return None
+    return names[-1], (
+        f"it is the last column and holds only integers, {values.size} distinct values "
+        f"({values[0]:g}..{values[-1]:g}), while other columns hold real numbers"
+    )
+
+
+def _has_real_values(X: np.ndarray) -> bool:
+    for start in range(0, X.shape[0], _BLOCK):  # blocks: no full-size temporaries
+        block = X[start : start + _BLOCK]
+        if not np.array_equal(block, np.round(block)):
+            return True
+    return False

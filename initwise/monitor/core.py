@@ -219,9 +219,7 @@ class Monitor:
         self._facts: dict[str, LayerFacts] = structural_facts(self.model)
         self._traced = False
         self._example = example_inputs
-        self._buf: torch.Tensor | None = None
-        self._bad: torch.Tensor | None = None
-        self._n_buf = 0
+        self._pending: list[Any] = []
         self._optimizer: Any = None
         self._pre_hook: Any = None
         self._before: dict[str, torch.Tensor] | None = None
@@ -233,14 +231,6 @@ class Monitor:
         self.scalars: dict[str, float] = {}
         if example_inputs is not None:
             self._trace(example_inputs)
-
-    # ---- Lightning-style no-op hooks (the adapters are short shims) ------------------------
-    def on_train_start(self) -> None:
-        """Called when training starts."""
-
-    def on_train_end(self) -> None:
-        """Called when training ends (removes the hooks)."""
-        self.close()
 
     # ---- the public loop API ---------------------------------------------------------------
     def step(self, loss: torch.Tensor | float | None = None, optimizer: Any = None, *,
@@ -351,14 +341,8 @@ class Monitor:
 
     # ---- cheap tier ------------------------------------------------------------------------
     def _record_loss(self, loss: torch.Tensor | float) -> None:
-        t = loss.detach().reshape(()) if isinstance(loss, torch.Tensor) else torch.tensor(
-            float(loss))
-        if self._buf is None or self._buf.device != t.device:
-            self._buf = torch.zeros(self.sync_every, dtype=torch.float64, device=t.device)
-            self._bad = torch.zeros((), dtype=torch.bool, device=t.device)
-            self._n_buf = 0
-        self._buf[self._n_buf % self.sync_every] = t.double()
-        self._n_buf += 1
+        # a reference to the detached scalar: no device op, no host sync on this step
+        self._pending.append(loss.detach() if isinstance(loss, torch.Tensor) else float(loss))
 
     def _attach_optimizer(self, optimizer: Any) -> None:
         if self._pre_hook is not None:
@@ -374,28 +358,34 @@ class Monitor:
                 self._before = {n: p.detach().clone() for n, p in self.model.named_parameters()
                                 if p.requires_grad and p.dim() >= 2}
 
-    def _grad_norms(self, scaler: Any) -> dict[str, torch.Tensor]:
-        out = {}
-        inv = None
+    def _read_losses(self) -> list[float]:
+        """The losses recorded since the last sync, read with one host synchronization."""
+        items, self._pending = self._pending, []
+        tensors = [t for t in items if isinstance(t, torch.Tensor)]
+        if len(tensors) == len(items) and tensors:
+            return torch.stack([t.reshape(()).double() for t in tensors]).tolist()
+        return [float(t) for t in items]
+
+    def _grad_norms(self, scaler: Any) -> dict[str, float]:
+        """Per-tensor gradient norms (unscaled with ``scaler``), one host synchronization."""
+        named = [(n, p.grad) for n, p in self.model.named_parameters() if p.grad is not None]
+        dense = [(n, g) for n, g in named if not g.is_sparse]
+        sparse = [(n, g) for n, g in named if g.is_sparse]
+        norms = list(torch._foreach_norm([g.detach() for _, g in dense])) if dense else []
+        norms += [_norm(g) for _, g in sparse]
+        if not norms:
+            return {}
+        values = torch.stack([v.double().reshape(()) for v in norms]).tolist()
         if scaler is not None and scaler.is_enabled():
             inv = 1.0 / float(scaler.get_scale())
-        for n, p in self.model.named_parameters():
-            if p.grad is not None:
-                g = _norm(p.grad)
-                out[n] = g * inv if inv is not None else g
-        return out
+            values = [v * inv for v in values]
+        return dict(zip([n for n, _ in dense] + [n for n, _ in sparse], values))
 
     def _sync(self, scaler: Any) -> list[Finding]:
         new: list[Finding] = []
-        values = []
-        if self._buf is not None and self._n_buf:
-            n = min(self._n_buf, self.sync_every)
-            start = self._n_buf - n
-            order = [(start + i) % self.sync_every for i in range(n)]
-            values = self._buf[order].tolist()
-            self._n_buf = 0
+        values = self._read_losses()
         grads = self._grad_norms(scaler)
-        gnorm = math.sqrt(sum(float(g) ** 2 for g in grads.values())) if grads else None
+        gnorm = math.sqrt(sum(g * g for g in grads.values())) if grads else None
         bad_loss = any(not math.isfinite(v) for v in values)
         bad_grad = gnorm is not None and not math.isfinite(gnorm)
         if dist_active():

@@ -93,9 +93,9 @@ CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # -- the other verbs --
     "theory: unknown activation": (
         ("theory", "nope"), ("unknown activation 'nope'", "Known: ", "relu")),
-    "demo: data without labels": (
+    "demo: data without labels": (  # issue 14: refused at reading, naming the label column
         ("demo", "--data", "data.csv", "--epochs", "1"),
-        ("has no class labels", "--target COL")),
+        ("column 'label' looks like a label", "pass --target label to use it as the target")),
     "unwritable --json": (
         (*MLP, "--preset", "quick", "--json", "no/such/folder/d.json"),
         ("--json: the folder of 'no/such/folder/d.json' does not exist", "create it first")),

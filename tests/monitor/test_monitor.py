@@ -1,0 +1,176 @@
+"""The monitor's acceptance scenarios: small, seeded CPU runs with a fault at a known step."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import initwise
+from initwise.monitor import Monitor, Plateau, TrainingDiverged
+
+
+def _task(n: int = 512, d: int = 16, classes: int = 4, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g)
+    w = torch.randn(d, classes, generator=g)
+    y = (x @ w).argmax(1)
+    return x, y
+
+
+def _mlp(act=nn.ReLU, depth: int = 3, width: int = 64, d: int = 16, classes: int = 4,
+         seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = [nn.Linear(d, width), act()]
+    for _ in range(depth - 1):
+        layers += [nn.Linear(width, width), act()]
+    return nn.Sequential(*layers, nn.Linear(width, classes))
+
+
+def _train(net, mon, opt, steps, *, x, y, batch=64, fault=None, seed=0):
+    """Plain loop; ``fault(step)`` may change the run at a step. Returns the batches' loss."""
+    g = torch.Generator().manual_seed(seed)
+    losses = []
+    for step in range(1, steps + 1):
+        if fault is not None:
+            fault(step)
+        idx = torch.randint(0, len(x), (batch,), generator=g)
+        out = net(x[idx])
+        loss = F.cross_entropy(out, y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        mon.step(loss=loss, optimizer=opt)
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def _accuracy(net, x, y) -> float:
+    with torch.no_grad():
+        return float((net(x).argmax(1) == y).double().mean())
+
+
+def test_a_diverging_run_is_stopped_within_20_steps_of_the_fault():
+    x, y = _task()
+    net = _mlp()
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    mon = Monitor(net, every=50, sync_every=8, restore_last_good=True)
+
+    def fault(step):
+        if step == 200:
+            for group in opt.param_groups:
+                group["lr"] = 500.0
+
+    with pytest.raises(TrainingDiverged) as info:
+        _train(net, mon, opt, 400, x=x, y=y, fault=fault)
+    err = info.value
+    found = [f for f in mon.findings if f.check in ("train.nonfinite", "train.divergence")]
+    assert found and min(f.step for f in found) >= 199
+    assert err.step - 200 <= 20 and err.last_good_step < err.step
+    assert err.restored and all(torch.isfinite(p).all() for p in net.parameters())
+    assert "last good step" in str(err) and "Lower the learning rate" in str(err)
+    mon.close()
+
+
+def test_units_killed_mid_run_are_flagged_with_the_layer_and_the_start():
+    x, y = _task()
+    net = _mlp()
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    mon = Monitor(net, every=20, sync_every=10)
+
+    def fault(step):
+        if step == 100:
+            with torch.no_grad():
+                net[2].bias[:48] = -50.0  # 48 of 64 units of the second layer die
+
+    _train(net, mon, opt, 300, x=x, y=y, fault=fault)
+    dying = {f.where: f for f in mon.findings if f.check == "units.dying"}
+    assert dying["2"].severity == "error" and dying["2"].metrics["units"] >= 48
+    assert 100 <= dying["2"].step <= 120  # the step the units died, not the step it was seen
+    assert set(dying) <= {"2", "4"}  # units downstream may die with them: a real consequence
+    mon.close()
+
+
+def test_a_stalled_deep_sigmoid_run_is_flagged_as_vanishing_gradients():
+    x, y = _task()
+    net = _mlp(nn.Sigmoid, depth=40, width=32)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    mon = Monitor(net, every=25, sync_every=25, plateau=Plateau(patience=150, warmup=50))
+    _train(net, mon, opt, 300, x=x, y=y)
+    codes = {f.check for f in mon.findings if f.severity in ("warning", "error")}
+    assert "grad.vanishing" in codes
+    first = min(f.step for f in mon.findings if f.check == "grad.vanishing")
+    assert first <= 50
+    mon.close()
+
+
+@pytest.mark.parametrize("arch", ["relu-adam", "tanh-sgd", "gelu-adamw", "cnn-sgd"])
+def test_healthy_runs_are_silent(arch):
+    x, y = _task()
+    if arch == "cnn-sgd":
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Unflatten(1, (1, 4, 4)), nn.Conv2d(1, 16, 3, padding=1),
+                            nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+                            nn.Flatten(), nn.Linear(256, 4))
+    else:
+        act = {"relu-adam": nn.ReLU, "tanh-sgd": nn.Tanh, "gelu-adamw": nn.GELU}[arch]
+        net = _mlp(act)
+    initwise.init(net, (x[:256], y[:256]), seed=0)
+    if arch.endswith("adam"):
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    elif arch.endswith("adamw"):
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    mon = Monitor(net, every=25, sync_every=8)
+    _train(net, mon, opt, 400, x=x, y=y)
+    loud = [(f.check, f.where, f.evidence) for f in mon.findings
+            if f.severity in ("warning", "error")]
+    assert loud == []
+    assert _accuracy(net, x, y) > 0.8
+    mon.close()
+
+
+def test_no_hooks_left_and_state_round_trips():
+    x, y = _task()
+    net = _mlp()
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    mon = Monitor(net, every=10, sync_every=5)
+    _train(net, mon, opt, 59, x=x, y=y)  # step 59: the probe for step 60 is armed
+    state = mon.state_dict()
+    mon.close()
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in net.modules())
+    assert not opt._optimizer_step_pre_hooks
+    again = Monitor(net, every=10, sync_every=5)
+    again.load_state_dict(state)
+    assert again.steps == 59 and math.isclose(again.loss.ema, mon.loss.ema)
+    again.close()
+
+
+def test_the_loss_is_not_synchronized_on_every_step(monkeypatch):
+    """The cheap tier reads the device buffer once per sync_every steps (no .item per step)."""
+    x, y = _task()
+    net = _mlp()
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    mon = Monitor(net, every=10**9, sync_every=16)
+    reads = []
+    real = torch.Tensor.tolist
+
+    def counting(self):
+        reads.append(self.numel())
+        return real(self)
+
+    monkeypatch.setattr(torch.Tensor, "tolist", counting)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(64):
+        idx = torch.randint(0, len(x), (32,), generator=g)
+        loss = F.cross_entropy(net(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        mon.step(loss=loss, optimizer=opt)
+    assert reads == [16, 16, 16, 16]
+    mon.close()
