@@ -42,7 +42,7 @@ on any healthy run.
 
 Usage::
 
-    nice /work/main/.venv/bin/python benchmarks/monitor_faults.py            # ~10-15 min
+    nice /work/main/.venv/bin/python benchmarks/monitor_faults.py            # ~8 min at load 5
     nice /work/main/.venv/bin/python benchmarks/monitor_faults.py --quick    # ~2 min, no twins
 
 Writes ``benchmarks/out/monitor_faults.json`` (``monitor_faults_quick.json`` with --quick).
@@ -56,7 +56,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,6 @@ class Setup:
     batch: Callable[[int], tuple[tuple, torch.Tensor]]
     val: Callable[[], float] | None = None
     steps_per_epoch: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _sampler(x: torch.Tensor, y: torch.Tensor, bs: int, seed: int

@@ -36,8 +36,10 @@ the cost (thread CPU time), and their sum need not equal the end-to-end differen
 
 Usage::
 
-    nice /work/main/.venv/bin/python benchmarks/monitor_overhead.py            # ~10 min
-    nice /work/main/.venv/bin/python benchmarks/monitor_overhead.py --quick    # <= 1 min
+    nice /work/main/.venv/bin/python benchmarks/monitor_overhead.py            # ~20 min*
+    nice /work/main/.venv/bin/python benchmarks/monitor_overhead.py --quick    # ~1.5 min*
+
+(* on the shared 2-core machine at load ~5-6; about a third of that when it is idle.)
 
 Writes ``benchmarks/out/monitor_overhead.json`` and prints markdown tables.
 """
