@@ -20,10 +20,17 @@ from torch import nn
 
 @dataclass
 class Setup:
+    """One diagnosed setup. ``batch`` is what the doctor sees; ``train``/``test`` (lists of
+    batches), when given, are what ``doctor_zoo.py --outcomes`` trains and scores on (else it
+    trains full-batch on ``batch`` and scores the fit); ``steps`` overrides its step budget."""
+
     model: nn.Module
     batch: Any
     optimizer: Any = None
     loss_fn: Any = None
+    train: list | None = None
+    test: list | None = None
+    steps: int | None = None
 
 
 N = 256
@@ -733,3 +740,81 @@ def b_head_replaced_after_optimizer(seed):
 
 BROKEN["head_replaced_after_optimizer"] = (b_head_replaced_after_optimizer, {"update.missing"},
                                            "standard")
+
+
+# ---------------------------------------------------------------------------------- outcomes
+# Setups that span the gap between the zoo's healthy and broken ones, for
+# ``doctor_zoo.py --outcomes``: each has held-out data, so the outcome is a test accuracy.
+# ``OUTCOME_TASKS`` maps name -> (builder, preset, task); setups of one task share data, model
+# shape and budget and differ only in the init ("default": torch's; "datainit":
+# ``initwise.init`` on 4 training batches).
+
+def _datainit(s: Setup, seed: int) -> Setup:
+    import warnings
+
+    from initwise.datainit import init
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        init(s.model, iter(s.train[:4]), batches=4, generator=seed)
+    return s
+
+
+def _demo_small(seed: int, depth: int, n_features: int = 4096) -> Setup:
+    """The demo's model and data at reduced size: stdlib_text hashed to 4,096 columns,
+    SparseLinear(4096, 128) + depth x Linear(128) + ReLU, torch's default init, Adam 1e-3, two
+    epochs at batch 256 (the demo's recipe, dense gradients)."""
+    from initwise.data.builtin import stdlib_text
+    from initwise.demo import build_mlp
+
+    data = stdlib_text(n_features, seed=0)
+    train, test = data.split(0.2, seed=0)
+    batches = list(train.batches(256, shuffle=True, seed=seed, layout="sparse"))
+    batches += list(train.batches(256, shuffle=True, seed=seed + 1, layout="sparse"))
+    m = build_mlp(n_features, data.n_classes, depth=depth, width=128, seed=seed,
+                  sparse_grad=False)
+    return Setup(m, batches[0], torch.optim.Adam(m.parameters(), lr=1e-3), train=batches,
+                 test=list(test.batches(1024, layout="sparse")), steps=len(batches))
+
+
+def _teacher_data(seed: int, d: int = 32, c: int = 10, n_train: int = 2048, n_test: int = 1024):
+    g = _gen(1000 + seed)
+    w1 = torch.randn(d, 64, generator=g) / math.sqrt(d)
+    w2 = torch.randn(64, c, generator=g)
+    x = torch.randn(n_train + n_test, d, generator=g)
+    y = (torch.tanh(3 * x @ w1) @ w2).argmax(1)
+    train = [(x[i:i + 128], y[i:i + 128]) for i in range(0, n_train, 128)]
+    return train, [(x[n_train:], y[n_train:])]
+
+
+def _teacher_mlp(seed: int, act: str, depth: int) -> Setup:
+    """A depth-``depth`` MLP (width 128, torch's default init) on a random tanh teacher's
+    10 classes (2,048 train / 1,024 test rows), Adam 1e-3, 200 steps at batch 128."""
+    train, test = _teacher_data(seed)
+    fn = nn.ReLU if act == "relu" else nn.Tanh
+    m = _mlp([32] + [128] * depth + [10], fn, init="default", seed=seed)
+    return Setup(m, train[0], torch.optim.Adam(m.parameters(), lr=1e-3), train=train,
+                 test=test, steps=200)
+
+
+def _variants(task: str, build: Callable[[int], Setup], preset: str = "standard"
+              ) -> dict[str, tuple[Callable[[int], Setup], str, str]]:
+    return {f"{task}_default": (build, preset, task),
+            f"{task}_datainit": (lambda seed: _datainit(build(seed), seed), preset, task)}
+
+
+OUTCOME_TASKS: dict[str, tuple[Callable[[int], Setup], str, str]] = {}
+for _depth in (2, 4, 8):
+    OUTCOME_TASKS.update(_variants(f"demo4096_depth{_depth}",
+                                   lambda seed, d=_depth: _demo_small(seed, d)))
+for _act in ("relu", "tanh"):
+    for _depth in (4, 8, 16):
+        OUTCOME_TASKS.update(_variants(f"teacher_{_act}{_depth}",
+                                       lambda seed, a=_act, d=_depth: _teacher_mlp(seed, a, d)))
+
+#: Setups only diagnosed (too large to train in the outcome budget): name -> (builder,
+#: preset, the outcome measured elsewhere)
+VERDICT_ONLY: dict[str, tuple[Callable[[int], Setup], str, str]] = {
+    "demo_262144_depth8_default": (lambda seed: _demo_small(seed, 8, n_features=2 ** 18),
+                                   "standard", "10.8 % vs 60.0 % test accuracy (the demo)"),
+}

@@ -10,6 +10,9 @@ and ``initwise --help`` starts fast; ``from initwise import init`` works as usua
   ``"torch"``, ``"xavier"``, ``"kaiming"``, ``"lecun"``, ``"orthogonal"``).
 * :func:`doctor` -- runs a model on a batch and reports each pitfall with evidence and a fix.
 * :func:`gain`, :func:`fans` -- variance-preserving gain of any activation; fans of any layer.
+* :class:`Monitor` -- the doctor's checks while training runs (stalls, dying units, bad
+  gradients and updates, divergence), with dead-unit repair in place; Lightning and Hugging
+  Face adapters in :mod:`initwise.monitor.lightning` / :mod:`initwise.monitor.hf`.
 * :func:`register_activation` / :func:`activation_facts` and :func:`register_layer` /
   :func:`layer_type` -- the activation and layer registries every component consults.
 * :mod:`initwise.schemes` -- tensor-level schemes (torch's contract, ``generator=``).
@@ -17,6 +20,9 @@ and ``initwise --help`` starts fast; ``from initwise import init`` works as usua
 * :mod:`initwise.measure` -- the measurement core (layer facts, probes, streaming statistics,
   :class:`Measurements`) that init, the doctor and training share; :mod:`initwise.state` --
   the one guard (capture/restore a model exactly).
+* :class:`Monitor` -- the doctor's checks while training runs (stalls, dying units, bad
+  gradients and updates, divergence), with dead-unit repair in place; Lightning and Hugging
+  Face adapters in :mod:`initwise.monitor.lightning` / :mod:`initwise.monitor.hf`.
 * :func:`register_activation`, :func:`register_layer`, :func:`register_check`,
   :func:`register_fix` -- the extension points (each refuses a clash naming the owner).
 * :mod:`initwise.data`, :class:`SparseLinear` -- reading sparse/tabular data; sparse layers.
@@ -30,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from initwise._version import __version__
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time names resolve in __getattr__
-    from initwise import data, doctor, graph, measure, nn, schemes, state, theory
+    from initwise import data, doctor, graph, measure, monitor, nn, schemes, state, theory
     from initwise.activations import (
         ActivationFacts,
         ActivationSpec,
@@ -54,12 +60,15 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names resolve in __
     from initwise.initreport import InitReport
     from initwise.layers import layer_type, register_layer, unregister_layer
     from initwise.measure import Measurements
+    from initwise.monitor import Monitor
     from initwise.nn import SparseLinear
     from initwise.policy import apply, register_policy
     from initwise.schemes import Fans, fans
     from initwise.schemes.gains import gain
 
-_SUBPACKAGES = ("data", "doctor", "graph", "measure", "nn", "schemes", "state", "theory")
+_SUBPACKAGES = (
+    "data", "doctor", "graph", "measure", "monitor", "nn", "schemes", "state", "theory",
+)
 _EXPORTS = {
     "ActivationFacts": "initwise.activations",
     "ActivationSpec": "initwise.activations",
@@ -71,6 +80,7 @@ _EXPORTS = {
     "Finding": "initwise.doctor",
     "InitReport": "initwise.initreport",
     "Measurements": "initwise.measure",
+    "Monitor": "initwise.monitor",
     "SparseLinear": "initwise.nn",
     "activation_facts": "initwise.activations",
     "apply": "initwise.policy",
@@ -101,6 +111,7 @@ __all__ = [
     "Finding",
     "InitReport",
     "Measurements",
+    "Monitor",
     "SparseLinear",
     "__version__",
     "activation_facts",
@@ -113,6 +124,7 @@ __all__ = [
     "init",
     "layer_type",
     "measure",
+    "monitor",
     "nn",
     "register_activation",
     "register_check",

@@ -1,4 +1,4 @@
-"""``initwise demo``: the whole story on real sparse text, in under two minutes on two cores.
+"""``initwise demo``: the whole story on real sparse text, in about two minutes on two cores.
 
 1. Build a real high-dimensional sparse data set offline (:func:`initwise.data.builtin.stdlib_text`:
    the standard library's docstrings and comments, labelled by module family, hashed to 2^18
@@ -6,8 +6,11 @@
 2. Build a deep ReLU MLP (an :class:`initwise.nn.SparseLinear` input layer, ``--depth`` hidden
    ``Linear`` layers) with torch's default init, and run :func:`initwise.doctor` on it.
 3. Copy it (same starting weights) and apply :func:`initwise.init` to the copy.
-4. Train both on the same batches in the same order (interleaved step by step), same optimizer.
-5. Print a before/after table and write an HTML report with both learning curves.
+4. Train both, and a third copy of the default-init model watched by :class:`initwise.Monitor`
+   with dead-unit repair on, on the same batches in the same order (interleaved step by step),
+   same optimizer; the default run is watched by a monitor without repair.
+5. Print a before/after table and write an HTML report with the learning curves, the monitor's
+   findings and its repairs marked on them.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from initwise.datainit import init
 from initwise.doctor import doctor
 from initwise.measure import probe, structural_facts
 from initwise.modelio import infer_loss, label_prior_loss
+from initwise.monitor import Monitor, Repair
 from initwise.nn import SparseLinear
 from initwise.report import Page, render_html, render_terminal
 from initwise.report.profile import stats_profile
@@ -37,7 +41,9 @@ from initwise.theory_points import phase_diagram, phase_points
 
 __all__ = ["build_mlp", "dead_fraction", "evaluate", "run_demo"]
 
-RUNS = ("torch default", "initwise.init")
+RUNS = ("torch default", "initwise.init", "torch default + monitor repair")
+#: The training monitor's schedule in the demo (scheduled checks every 50 steps).
+MONITOR_EVERY, MONITOR_SYNC = 50, 10
 
 
 def build_mlp(n_features: int, n_classes: int, *, depth: int = 8, width: int = 128,
@@ -171,11 +177,13 @@ class _Optimizers:
 
 
 def _train(models: dict[str, nn.Module], train: Any, test_batches: list[Any], args: Any,
-           layout: str, out: TextIO) -> dict[str, Any]:
+           layout: str, out: TextIO, monitors: dict[str, Monitor] | None = None
+           ) -> dict[str, Any]:
     steps_per_epoch = train.n_batches(args.batch_size)
     total = steps_per_epoch * args.epochs
     log_every = max(1, total // 60)
     opts = {k: _Optimizers(args.optimizer, m) for k, m in models.items()}
+    monitors = monitors or {}
     hist: dict[str, Any] = {k: {"steps": [], "loss": [], "acc_steps": [], "acc": [],
                                 "seconds": 0.0} for k in models}
     for k, m in models.items():
@@ -194,6 +202,8 @@ def _train(models: dict[str, nn.Module], train: Any, test_batches: list[Any], ar
                     loss = nn.functional.cross_entropy(m(x), y)
                     loss.backward()
                     opts[k].step()
+                    if k in monitors:  # the dense Adam/SGD holds the hidden layers' state
+                        monitors[k].step(loss=loss, optimizer=opts[k].opts[0])
                     hist[k]["seconds"] += time.perf_counter() - t
                     window[k].append(loss.item())
                 if step % log_every == 0 or step == total:
@@ -275,13 +285,31 @@ def _story(args: Any, out: TextIO, model: nn.Module, train: Any, test_batches: l
     diag_fixed = doctor(fixed, first, checks="standard")
     print(f"doctor after init: {len(diag_fixed.findings)} findings "
           f"({sum(f.severity == 'error' for f in diag_fixed.findings)} errors)", file=out)
-    models = {RUNS[0]: model, RUNS[1]: fixed}
+    repaired = copy.deepcopy(model)
+    models = {RUNS[0]: model, RUNS[1]: fixed, RUNS[2]: repaired}
     at_init = {k: evaluate(m, test_batches) for k, m in models.items()}
-    points = {k: phase_points(m, first[0]) for k, m in models.items()}
+    points = {k: phase_points(m, first[0]) for k, m in list(models.items())[:2]}
     print(f"({time.perf_counter() - clock:.1f} s)", file=out)
-    print(f"\n== 3. training both: {args.epochs} epochs, {args.optimizer}, same batches ==",
-          file=out, flush=True)
-    hist = _train(models, train, test_batches, args, layout, out)
+    print(f"\n== 3. training all three: {args.epochs} epochs, {args.optimizer}, same batches; "
+          f"the monitor watches torch's default init, once with dead-unit repair ==", file=out,
+          flush=True)
+    monitors = {RUNS[0]: Monitor(model, every=MONITOR_EVERY, sync_every=MONITOR_SYNC,
+                                 example_inputs=first[0], seed=args.seed),
+                RUNS[2]: Monitor(repaired, every=MONITOR_EVERY, sync_every=MONITOR_SYNC,
+                                 example_inputs=first[0], seed=args.seed,
+                                 repair=Repair(max_fraction=0.5, min_interval=MONITOR_EVERY))}
+    try:
+        hist = _train(models, train, test_batches, args, layout, out, monitors)
+    finally:
+        for mon in monitors.values():
+            mon.close()
+    for k, mon in monitors.items():
+        rep = mon.report()
+        print(f"monitor, {k}: {len(rep.findings)} finding(s), {len(rep.events)} repair(s) "
+              f"of {sum(len(e.units) for e in rep.events)} unit(s)", file=out)
+        for f in rep.findings[:6]:
+            print(f"  step {f.step}: [{f.severity}] {f.check} at {f.where}: {f.evidence}",
+                  file=out)
     runs = {}
     for k, m in models.items():
         end = evaluate(m, test_batches)
@@ -289,34 +317,45 @@ def _story(args: Any, out: TextIO, model: nn.Module, train: Any, test_batches: l
                    ["dead_fraction"], "dead_after_training": end["dead_fraction"],
                    "test_accuracy": end["accuracy"], "final_train_loss": hist[k]["loss"][-1],
                    "train_seconds": hist[k]["seconds"]}
-    return {"schema": "initwise.demo/1", "runs": runs, "_hist": hist, "_diag": diag_default,
-            "_diag_fixed": diag_fixed, "_report": report, "_points": points}
+    events = [{"run": k, "step": f.step, "kind": "finding",
+               "label": f"{k}: {f.check} at {f.where} ({f.severity})"}
+              for k, mon in monitors.items() for f in mon.findings]
+    events += [{"run": RUNS[2], "step": e.step, "kind": "repair",
+                "label": f"repair: {len(e.units)} unit(s) of {e.layer} revived"}
+               for e in monitors[RUNS[2]].events]
+    return {"schema": "initwise.demo/2", "runs": runs, "monitor": events, "_hist": hist,
+            "_diag": diag_default, "_diag_fixed": diag_fixed, "_report": report,
+            "_points": points}
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:
-    a, b = (result["runs"][k] for k in RUNS)
+    a, *others = (result["runs"][k] for k in RUNS)
     prior = result["label_prior_loss"]
     rows = [
-        ["initial test loss", f"{a['initial_loss']:.3f}", f"{b['initial_loss']:.3f}",
+        ["initial test loss", *(f"{r['initial_loss']:.3f}" for r in (a, *others)),
          f"{prior:.3f} (label prior)"],
-        ["dead ReLU units at init", f"{a['dead_fraction']:.1%}", f"{b['dead_fraction']:.1%}",
-         "0%"],
-        ["dead ReLU units after training", f"{a['dead_after_training']:.1%}",
-         f"{b['dead_after_training']:.1%}", "0%"],
-        ["final train loss", f"{a['final_train_loss']:.3f}", f"{b['final_train_loss']:.3f}",
+        ["dead ReLU units at init", *(f"{r['dead_fraction']:.1%}" for r in (a, *others)), "0%"],
+        ["dead ReLU units after training",
+         *(f"{r['dead_after_training']:.1%}" for r in (a, *others)), "0%"],
+        ["final train loss", *(f"{r['final_train_loss']:.3f}" for r in (a, *others)),
          "lower is better"],
-        ["test accuracy", f"{a['test_accuracy']:.1%}", f"{b['test_accuracy']:.1%}",
+        ["test accuracy", *(f"{r['test_accuracy']:.1%}" for r in (a, *others)),
          "higher is better"],
     ]
-    better = [abs(b["initial_loss"] - prior) < abs(a["initial_loss"] - prior),
-              b["dead_fraction"] < a["dead_fraction"],
-              b["dead_after_training"] < a["dead_after_training"],
-              b["final_train_loss"] < a["final_train_loss"],
-              b["test_accuracy"] > a["test_accuracy"]]
-    classes = [["", "", "good" if ok else "bad", ""] for ok in better]
+
+    def better(b: dict[str, float]) -> list[bool]:
+        return [abs(b["initial_loss"] - prior) < abs(a["initial_loss"] - prior),
+                b["dead_fraction"] < a["dead_fraction"],
+                b["dead_after_training"] < a["dead_after_training"],
+                b["final_train_loss"] < a["final_train_loss"],
+                b["test_accuracy"] > a["test_accuracy"]]
+
+    verdicts = [better(b) for b in others]
+    classes = [["", "", *("good" if v[i] else "bad" for v in verdicts), ""]
+               for i in range(len(rows))]
     return {"header": ["", *RUNS, "target"], "rows": rows, "classes": classes,
             "note": f"{result['epochs']} epochs, {result['optimizer']}, seed {result['seed']}, "
-                    f"same batches in the same order for both; wall time "
+                    f"same batches in the same order for all; wall time "
                     f"{result['wall_seconds']:.0f} s (CPU {result['cpu_seconds']:.0f} s, "
                     f"{result['threads']} torch threads)."}
 
@@ -330,9 +369,10 @@ def _finish(args: Any, out: TextIO, result: dict[str, Any]) -> None:
     hist = result["_hist"]
     curves = {"x_label": "training step", "prior": result["label_prior_loss"],
               "loss": {k: (hist[k]["steps"], hist[k]["loss"]) for k in RUNS},
-              "accuracy": {k: (hist[k]["acc_steps"], hist[k]["acc"]) for k in RUNS}}
-    page = Page(diagnosis=result["_diag"], after=result["_diag_fixed"], labels=RUNS,
-                title="initwise demo: torch default vs initwise.init",
+              "accuracy": {k: (hist[k]["acc_steps"], hist[k]["acc"]) for k in RUNS},
+              "events": result["monitor"]}
+    page = Page(diagnosis=result["_diag"], after=result["_diag_fixed"], labels=RUNS[:2],
+                title="initwise demo: torch default vs initwise.init vs the monitor's repair",
                 init_report=result["_report"], curves=curves, summary=summary,
                 phase=phase_diagram(result["_points"][RUNS[1]], result["_points"][RUNS[0]]),
                 data_stats=result["_stats"],

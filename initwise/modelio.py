@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from os import PathLike
 from typing import Any
 
 import numpy as np
@@ -31,23 +33,33 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "AMBIGUOUS",
     "LOSS_KINDS",
+    "MIN_ROWS",
     "LossSpec",
     "call_model",
+    "check_batch",
     "check_hookable",
+    "check_targets",
     "compute_loss",
     "extract_logits",
+    "forward_context",
     "infer_loss",
     "is_tensor_like",
     "iter_batches",
+    "loss_warning",
     "label_prior_loss",
     "model_device",
+    "output_warning",
     "select_output",
     "split_batch",
     "to_torch",
 ]
 
 LOSS_KINDS = ("ce", "bce", "mse")
+#: Fewest rows (samples) a batch must hold: per-unit statistics of one row are degenerate
+#: (every variance 0), so one row cannot calibrate nor diagnose a model.
+MIN_ROWS = 2
 
 
 def _is_scipy_sparse(x: Any) -> bool:
@@ -84,6 +96,8 @@ def split_batch(batch: Any) -> tuple[Any, Any | None]:
     """
     if _is_pair(batch):
         return batch[0], batch[1]
+    if isinstance(batch, list) and len(batch) == 1 and is_tensor_like(batch[0]):
+        return batch[0], None  # a DataLoader over TensorDataset(x) yields [x]: inputs alone
     if isinstance(batch, Mapping):
         if "labels" in batch:
             inputs = {k: v for k, v in batch.items() if k != "labels"}
@@ -93,9 +107,22 @@ def split_batch(batch: Any) -> tuple[Any, Any | None]:
         return batch, None
     raise TypeError(
         f"batch: expected (inputs, targets), inputs alone (tensor, ndarray, torch.sparse, "
-        f"scipy.sparse) or a dict of those; got {type(batch).__name__}. Wrap several positional "
-        f"inputs as ((a, b, c), targets)."
+        f"scipy.sparse) or a dict of those; got {type(batch).__name__}. {_batch_hint(batch)}"
     )
+
+
+def _batch_hint(batch: Any) -> str:
+    if isinstance(batch, (str, bytes, PathLike)):
+        return ("To read a file, load it first: ds = initwise.data.load(path), then pass "
+                "ds.batches(256) or one batch of it.")
+    if isinstance(batch, (tuple, list)) and batch and all(_is_pair(b) for b in batch):
+        return "It is a list of batches: pass one of them, e.g. data[0]."
+    if isinstance(batch, (tuple, list)) and len(batch) > 2 and all(map(is_tensor_like, batch)):
+        return "Wrap several positional inputs as ((a, b, c), targets)."
+    if isinstance(batch, Iterable) and not isinstance(batch, (tuple, list)):
+        return ("It looks like a loader or an iterable of batches: the doctor diagnoses one "
+                "batch, e.g. batch = next(iter(loader)).")
+    return "Wrap several positional inputs as ((a, b, c), targets)."
 
 
 def to_torch(x: Any, device: torch.device | str | None = None) -> Any:
@@ -108,6 +135,12 @@ def to_torch(x: Any, device: torch.device | str | None = None) -> Any:
     if isinstance(x, torch.Tensor):
         return x if device is None else x.to(device)
     if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "biuf":
+            raise TypeError(
+                f"inputs: an ndarray of dtype {x.dtype} (shape {x.shape}) is not numeric; "
+                f"convert it explicitly first, e.g. x.astype(np.float32) for numbers stored as "
+                f"objects, after dropping or encoding strings and None."
+            )
         if np.issubdtype(x.dtype, np.floating):
             t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         elif np.issubdtype(x.dtype, np.bool_):
@@ -177,7 +210,9 @@ def select_output(output: Any, is_leaf: Callable[[Any], bool]) -> tuple[Any, str
     """The part of a model output that holds the logits, as ``(part, source)``, or ``None``.
 
     The one rule for which output is the logits: the output itself if ``is_leaf``; its
-    ``.logits``; a dict's ``"logits"`` entry, else its first leaf; a tuple's or list's first leaf.
+    ``.logits``; a dict's ``"logits"`` entry, else its first leaf (the source then ends with
+    :data:`AMBIGUOUS` when the dict holds several: :func:`output_warning`); a tuple's or list's
+    first leaf.
     ``is_leaf`` says what a value is (a tensor when running a model, a graph node when tracing
     one symbolically), so eager and symbolic callers agree.
     """
@@ -189,14 +224,42 @@ def select_output(output: Any, is_leaf: Callable[[Any], bool]) -> tuple[Any, str
     if isinstance(output, Mapping):
         if is_leaf(output.get("logits")):
             return output["logits"], "output['logits']"
-        for key, value in output.items():
-            if is_leaf(value):
-                return value, f"output[{key!r}]"
+        keys = [k for k, v in output.items() if is_leaf(v)]
+        if keys:
+            more = f" {AMBIGUOUS} among {keys[:6]}" if len(keys) > 1 else ""
+            return output[keys[0]], f"output[{keys[0]!r}]{more}"
     if isinstance(output, (tuple, list)):
         for i, value in enumerate(output):
             if is_leaf(value):
                 return value, f"output[{i}]"
     return None
+
+
+#: Marks an output source picked from a dict of several tensors without a ``"logits"`` key.
+AMBIGUOUS = "(first entry: no 'logits' key)"
+
+
+def loss_warning(spec: LossSpec | None, targets: Iterable[Any], who: str) -> str | None:
+    """The warning for one-hot float labels read as multi-label BCE (else ``None``)."""
+    if spec is None or spec.kind != "bce" or not spec.inferred:
+        return None
+    ts = [t for t in targets if isinstance(t, torch.Tensor)]
+    if not ts or not all(t.is_floating_point() and t.dim() >= 2 and t.shape[-1] > 1 for t in ts):
+        return None
+    if not all(bool((t.sum(-1) == 1).all()) for t in ts):
+        return None
+    return (f"{who}: the float targets are one-hot rows (each sums to 1), so BCE (independent "
+            f"sigmoid outputs) was inferred; for softmax cross-entropy pass integer class "
+            f"labels (y.argmax(-1)), or pass loss='bce' to confirm BCE.")
+
+
+def output_warning(source: str, who: str) -> str | None:
+    """The warning for an output taken from a dict without ``"logits"`` (else ``None``)."""
+    if AMBIGUOUS not in source:
+        return None
+    return (f"{who}: the model returns a dict of several tensors without a 'logits' key; "
+            f"{source} was taken as the logits. Return the logits under 'logits' (or first) "
+            f"from forward(), or wrap the model to return only the logits.")
 
 
 def extract_logits(output: Any) -> tuple[torch.Tensor, str]:
@@ -288,6 +351,7 @@ def infer_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str | None = N
 def compute_loss(spec: LossSpec, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """The mean loss of ``logits`` against ``targets`` under ``spec`` (CE ignores index -100)."""
     if spec.kind == "ce":
+        check_targets(spec, logits, targets)
         if spec.class_dim == 1:
             return F.cross_entropy(logits, targets.long(), ignore_index=-100)
         return F.cross_entropy(
@@ -338,6 +402,11 @@ def iter_batches(data: Any, max_batches: int | None = None) -> Iterator[Any]:
     """
     if max_batches is not None and (not isinstance(max_batches, int) or max_batches < 1):
         raise ValueError(f"batches: expected a positive integer, got {max_batches!r}.")
+    if isinstance(data, (str, bytes, PathLike)):
+        raise TypeError(
+            f"data: got a path ({data!r}); read it first with initwise.data.load(path) (svmlight, "
+            f"npz, npy, csv, parquet) and pass the Dataset it returns."
+        )
     if _is_single_batch(data):
         yield data
         return
@@ -360,3 +429,232 @@ def iter_batches(data: Any, max_batches: int | None = None) -> Iterator[Any]:
     if n == 0:
         raise ValueError("data: the iterable of batches yielded no batch.")
 
+
+
+# --- validating a batch ---------------------------------------------------------------------
+
+
+def _leaves(x: Any, path: str = "inputs") -> Iterator[tuple[str, torch.Tensor]]:
+    if isinstance(x, torch.Tensor):
+        yield path, x
+    elif isinstance(x, Mapping):
+        for k, v in x.items():
+            yield from _leaves(v, f"{path}[{k!r}]")
+    elif isinstance(x, (tuple, list)):
+        for i, v in enumerate(x):
+            yield from _leaves(v, f"{path}[{i}]")
+
+
+def _stored(t: torch.Tensor) -> tuple[torch.Tensor, Callable[[int], str]]:
+    """The stored values of a tensor (sparse: never densified) and a function naming the cell
+    of the k-th stored value."""
+    if t.layout == torch.sparse_coo:
+        idx, vals = t._indices(), t._values()
+        return vals, lambda k: _cell([int(i) for i in idx[:, k]])
+    if t.layout == torch.sparse_csr:
+        crow, cols, vals = t.crow_indices(), t.col_indices(), t.values()
+
+        def cell(k: int) -> str:
+            key = torch.tensor(k, dtype=crow.dtype, device=crow.device)
+            row = int(torch.searchsorted(crow, key, right=True)) - 1
+            return f"row {row}, column {int(cols[k])}"
+
+        return vals, cell
+    shape = tuple(t.shape)
+    return t.reshape(-1), lambda k: _cell([int(i) for i in np.unravel_index(k, shape)])
+
+
+def _cell(pos: list[int]) -> str:
+    if len(pos) == 1:
+        return f"row {pos[0]}"
+    if len(pos) == 2:
+        return f"row {pos[0]}, column {pos[1]}"
+    return f"row {pos[0]}, index {tuple(pos[1:])}"
+
+
+def _check_finite(t: torch.Tensor, what: str, where: str, remedy: str,
+                  neg_inf: bool = False) -> None:
+    if not (t.is_floating_point() or t.is_complex()):
+        return
+    vals, cell = _stored(t.detach())
+    bad = ~torch.isfinite(vals)
+    if neg_inf:  # an additive attention mask holds -inf on purpose
+        bad &= vals != float("-inf")
+    if not bool(bad.any()):
+        return
+    k = int(bad.nonzero()[0, 0])
+    raise ValueError(
+        f"{where}: {what} holds {int(bad.sum())} NaN/Inf value(s) (first at {cell(k)}: "
+        f"{float(vals[k])}); {remedy}"
+    )
+
+
+def _is_bag(x: Any) -> bool:
+    return isinstance(x, tuple) and len(x) in (2, 3) and all(
+        isinstance(t, torch.Tensor) and t.dim() == 1 for t in x[:2]) and not any(
+        t.is_floating_point() for t in x[:2])
+
+
+def _rows(t: torch.Tensor) -> int:
+    """Samples in a leaf: rows of floating/sparse data, positions of integer ids."""
+    if t.dim() == 0:
+        return 1
+    if t.is_floating_point() or t.layout != torch.strided:
+        return int(t.shape[0])
+    return int(t.numel())
+
+
+def check_batch(inputs: Any, targets: Any, where: str, *, min_rows: int = MIN_ROWS,
+                inputs_finite: bool = True) -> None:
+    """Refuse a batch that cannot be measured: non-finite values, too few rows.
+
+    Sparse tensors are checked through their stored values (O(nnz), never densified). An input
+    named like a mask (a dict key containing ``"mask"``) may hold ``-inf`` (additive attention
+    masks); NaN and ``+inf`` are refused there too.
+
+    Args:
+        inputs: the model inputs (converted to torch).
+        targets: the targets (a tensor) or ``None``.
+        where: the caller and the batch, for the message (``"init: batch 2"``).
+        min_rows: fewest rows the batch must hold (default :data:`MIN_ROWS`).
+        inputs_finite: also refuse non-finite inputs (default True).
+
+    Raises:
+        ValueError: naming the first non-finite cell, or the row count, and the remedy.
+    """
+    leaves = list(_leaves(inputs))
+    data = [(p, t) for p, t in leaves if t.is_floating_point() or t.layout != torch.strided]
+    main = data[0] if data else (leaves[0] if leaves else None)
+    if _is_bag(inputs):  # (indices, offsets[, per_sample_weights]): one row per bag
+        main = ("inputs[1] (bag offsets)", inputs[1])
+    if main is not None:
+        n = _rows(main[1])
+        if n == 0:
+            raise ValueError(
+                f"{where}: {main[0]} has 0 rows (shape {tuple(main[1].shape)}); pass a "
+                f"non-empty batch (a filter or the loader's last batch may have removed every "
+                f"row).")
+        if n < min_rows:
+            raise ValueError(
+                f"{where}: batch too small: {main[0]} has {n} row(s) (shape "
+                f"{tuple(main[1].shape)}); per-unit statistics need at least {min_rows} rows "
+                f"(use a batch of 32 or more).")
+    if inputs_finite:
+        for path, t in data:
+            _check_finite(t, path, where, "impute or drop them first, e.g. "
+                          "torch.nan_to_num(x) or X[np.isfinite(X).all(1)].",
+                          neg_inf="mask" in path.lower())
+    if isinstance(targets, torch.Tensor):
+        _check_finite(targets, "targets", where, "drop those rows or fix the labels first.")
+
+
+def check_targets(spec: LossSpec, logits: torch.Tensor, targets: torch.Tensor,
+                  where: str = "targets") -> None:
+    """Refuse class labels outside ``[0, C)`` (``-100``, the ignore index, allowed) for CE.
+
+    Raises:
+        ValueError: naming the offending label, the number of classes and the remedy.
+    """
+    if spec.kind != "ce" or targets.numel() == 0:
+        return
+    n_classes = int(logits.shape[spec.class_dim])
+    t = targets.detach()
+    bad = (t != -100) & ((t < 0) | (t >= n_classes))
+    if bool(bad.any()):
+        k = int(bad.reshape(-1).nonzero()[0, 0])
+        raise ValueError(
+            f"{where}: label {int(t.reshape(-1)[k])} (position {k}) is out of range for "
+            f"{n_classes} classes (the logits are {tuple(logits.shape)}); labels must be in "
+            f"[0, {n_classes - 1}] (or -100 to ignore a position): re-encode the labels or "
+            f"widen the output layer.")
+
+
+# --- explaining a failed forward ------------------------------------------------------------
+
+
+@dataclass
+class _Entered:
+    stack: list[tuple[str, nn.Module, tuple]] = field(default_factory=list)
+
+
+def _shape_hint(name: str, module: nn.Module, x: Any) -> str | None:
+    if not isinstance(x, torch.Tensor):
+        return None
+    kind = type(module).__name__
+    w = module._parameters.get("weight")
+    if isinstance(w, torch.Tensor) and w.is_floating_point() and x.layout == torch.strided \
+            and x.dtype != w.dtype and not isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        how = "x.float()" if w.dtype == torch.float32 else f"x.to({w.dtype})"
+        other = f" or the model (model.to({x.dtype}))" if x.is_floating_point() else ""
+        return (f"layer {name!r} ({kind}) has {w.dtype} parameters but received {x.dtype} "
+                f"inputs; the model expects {w.dtype}: convert the batch ({how}){other}.")
+    need = getattr(module, "in_features", None)
+    got = x.shape[-1] if x.dim() else None
+    if need is None and isinstance(module, nn.modules.conv._ConvNd):
+        need, got = module.in_channels, (x.shape[1] if x.dim() > 1 else None)
+        what = "input channels"
+    else:
+        what = "input features (the last dimension)"
+    if isinstance(need, int) and got is not None and need != got:
+        return (f"layer {name!r} ({kind}) expects {need} {what} but the batch gives {got} "
+                f"(shape {tuple(x.shape)}); check the feature columns (a label or id column "
+                f"left in, a missing one-hot level) or build the layer with {got}.")
+    n_emb = getattr(module, "num_embeddings", None)
+    if isinstance(n_emb, int) and not x.is_floating_point() and x.numel():
+        hi, lo = int(x.max()), int(x.min())
+        if hi >= n_emb or lo < 0:
+            return (f"layer {name!r} ({kind}) has num_embeddings={n_emb} but the batch holds "
+                    f"index {hi if hi >= n_emb else lo}; ids must be in [0, {n_emb - 1}].")
+    return None
+
+
+@contextmanager
+def forward_context(model: nn.Module, where: str) -> Iterator[None]:
+    """Say where a model's forward failed, for torch's own context-free errors.
+
+    Forward pre-/post-hooks on every module keep the stack of modules being run (always
+    removed). When the block raises, the innermost module still running is compared with its
+    input: a dtype the parameters do not have -> ``TypeError``; a feature or channel count the
+    layer does not expect, or an id beyond an embedding table -> ``ValueError``; both raised
+    from the original error and naming the batch, the layer, what it expects and the remedy.
+    Any other error is re-raised unchanged (on Python >= 3.11 with a note naming the batch and
+    the module).
+
+    Args:
+        model: the model.
+        where: the caller and the batch (``"init: batch 1"``).
+    """
+    entered = _Entered()
+    names = {id(m): n for n, m in model.named_modules()}
+
+    def pre(mod: nn.Module, args: tuple) -> None:
+        entered.stack.append((names.get(id(mod), type(mod).__name__), mod, args))
+
+    def post(mod: nn.Module, args: tuple, out: Any) -> None:
+        if any(e[1] is mod for e in entered.stack):  # (drops entries of caught errors)
+            while entered.stack.pop()[1] is not mod:
+                pass
+
+    handles = []
+    try:
+        for m in model.modules():
+            handles.append(m.register_forward_pre_hook(pre))
+            handles.append(m.register_forward_hook(post))
+        yield
+    except Exception as exc:
+        if not entered.stack:
+            raise
+        name, mod, args = entered.stack[-1]
+        hint = None
+        if isinstance(exc, (RuntimeError, TypeError, IndexError, ValueError)):
+            hint = _shape_hint(name or "<model>", mod, args[0] if args else None)
+        if hint is not None:
+            cls = TypeError if "parameters but received" in hint else ValueError
+            raise cls(f"{where}: the model's forward failed: {hint} (torch: {exc})") from exc
+        if hasattr(exc, "add_note"):
+            exc.add_note(f"{where}: raised by the model's forward in module {name or '<model>'!r} "
+                         f"({type(mod).__name__}).")
+        raise
+    finally:
+        for h in handles:
+            h.remove()

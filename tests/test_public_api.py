@@ -6,11 +6,11 @@ import initwise
 
 EXPECTED = {
     "ActivationFacts", "ActivationSpec", "Check", "CheckRegistry", "Dataset", "Diagnosis", "Fans",
-    "Finding", "InitReport", "Measurements", "SparseLinear", "__version__", "activation_facts",
-    "apply", "data", "doctor", "fans", "gain", "graph", "init", "layer_type", "measure", "nn",
-    "register_activation", "register_check", "register_fix", "register_layer",
-    "register_policy", "resolve_activation", "run_checks", "schemes", "state", "theory",
-    "unregister_activation", "unregister_check", "unregister_layer",
+    "Finding", "InitReport", "Measurements", "Monitor", "SparseLinear", "__version__",
+    "activation_facts", "apply", "data", "doctor", "fans", "gain", "graph", "init", "layer_type",
+    "measure", "monitor", "nn", "register_activation", "register_check", "register_fix",
+    "register_layer", "register_policy", "resolve_activation", "run_checks", "schemes", "state",
+    "theory", "unregister_activation", "unregister_check", "unregister_layer",
 }
 
 

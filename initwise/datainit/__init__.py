@@ -71,7 +71,27 @@ layer in execution order, with forward hooks. The rules, and why:
    keeps the body's scale (a shrunken head slows learning, FINDINGS 1) unless its fluctuation
    costs more than ``LOSS_BUDGET`` (0.5 %) of that loss; then it is shrunk just enough. Logits come
    from tuples, dicts and Hugging Face outputs (:func:`initwise.modelio.extract_logits`;
-   the report says which), and LM-shaped targets ``(batch, seq)`` work.
+   the report says which), and LM-shaped targets ``(batch, seq)`` work. Two guards: labels
+   that look unrepresentative (cross-entropy: one class seen by a wider head, or batches that
+   each hold nearly one class -- mean within-batch label entropy below ``SORTED_ENTROPY`` = 1/4
+   of the pooled entropy, the mark of a class-sorted loader) get the uniform prior over the
+   head's classes and a warning (a class-sorted loader took a 3-class full-data CE from 1.10 to
+   4.47 with that class's prior); and a label-prior head that ends above both the head it
+   replaced and the prior band is not kept (warned): the calibration loss then stays what the
+   structural head gave. The head still lands at the prior when a random head was *below* it
+   by luck (see ``LOSS_BUDGET`` in ``_output``).
+
+Refused, before anything changes (``ValueError``/``TypeError`` naming the batch, the cell or
+layer, and the remedy; :func:`initwise.modelio.check_batch`, ``forward_context``): a NaN/Inf
+input cell (dense, ``torch.sparse`` COO/CSR and ``scipy.sparse`` through their stored values,
+never densified) or target; a batch of 0 rows or of 1 row (``MIN_ROWS`` = 2); labels outside
+``[0, C)`` or all equal to the ignore index -100; a feature/channel count the first layer does
+not take, ids beyond an embedding table, inputs of a dtype the parameters do not have; lazy or
+meta-device models; a path (read it with :func:`initwise.data.load`) or a numpy object array.
+Warned: a dict output without ``"logits"`` (the key used is named), one-hot float labels (BCE
+inferred; pass integer labels for CE), layers the walk does not calibrate (one grouped warning).
+Custom buffers the model's forward updates (a step counter, an EMA) are restored after the
+calibration forwards; only the buffers init adds on purpose (the input standardization) stay.
 
 Cost: the model is traced once (:func:`initwise.graph.trace`, whose bitwise restore check skips
 large parameters: they are version-checked) and that graph is passed to

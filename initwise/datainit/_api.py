@@ -13,20 +13,31 @@ import torch.distributed as dist
 from torch import nn
 
 from initwise.datainit._guard import calibration_mode
-from initwise.datainit._output import TargetStats, calibrate_output
+from initwise.datainit._output import (
+    LOSS_BUDGET,
+    TargetStats,
+    calibrate_output,
+    head_params,
+    representative,
+)
 from initwise.datainit._walk import WalkConfig, calibrate_layers
-from initwise.graph import trace
+from initwise.graph import check_materialized, trace
 from initwise.initreport import InitReport, LossCalibration
 from initwise.layers import layer_type
 from initwise.measure import all_reduce_sum, dist_active
 from initwise.modelio import (
     call_model,
+    check_batch,
     check_hookable,
+    check_targets,
     compute_loss,
     extract_logits,
+    forward_context,
     infer_loss,
     iter_batches,
+    loss_warning,
     model_device,
+    output_warning,
     split_batch,
     to_torch,
 )
@@ -47,6 +58,10 @@ CRITICAL_SIGMA_B = 0.05
 def _validate(model: Any, loss: Any, target: Any, batches: Any, on_unknown: Any,
               max_iters: Any, tol: Any, include_frozen: Any) -> None:
     check_hookable(model, "init")
+    check_materialized(
+        model, then="call initwise.init",
+        meta_remedy="init needs real weights to calibrate: call model.to_empty(device='cpu') (or "
+                    "a real device) first, then initwise.init(model, data).")
     if loss is not None and loss not in ("ce", "bce", "mse"):
         raise ValueError(f"init: loss={loss!r}; valid values are None (infer), 'ce', 'bce', "
                          f"'mse'.")
@@ -131,31 +146,54 @@ def _not_calibrated(model: nn.Module, overrides: Any, calibrate: Any,
 
 
 def _prepare(data: Any, n: int, device: torch.device) -> list[tuple[Any, Any]]:
+    """The calibration batches as torch (sparse stays sparse), each checked
+    (:func:`initwise.modelio.check_batch`: finite, at least two rows)."""
     out = []
-    for batch in iter_batches(data, n):
+    for i, batch in enumerate(iter_batches(data, n)):
         inputs, targets = split_batch(batch)
-        out.append((to_torch(inputs, device), None if targets is None else to_torch(targets)))
+        inputs = to_torch(inputs, device)
+        targets = None if targets is None else to_torch(targets)
+        check_batch(inputs, targets, f"init: batch {i}")
+        out.append((inputs, targets))
     return out
 
 
-def _loss_pass(model: nn.Module, batches: list, loss: str | None) -> tuple:
-    """(mean loss or None, LossSpec or None, output source, n_outputs) on the batches."""
+def _loss_pass(model: nn.Module, batches: list, loss: str | None,
+               first: bool = False) -> tuple:
+    """(mean loss or None, LossSpec or None, output source, n_outputs) on the batches.
+
+    ``first``: the first forwards of a call: torch's errors get their batch and layer
+    (:func:`initwise.modelio.forward_context`), labels are checked against the logits.
+    """
     spec, source, n_out, tot, cnt = None, "output", 0, 0.0, 0.0
     with torch.no_grad():
-        for inputs, targets in batches:
-            logits, source = extract_logits(call_model(model, inputs))
+        for i, (inputs, targets) in enumerate(batches):
+            if first:
+                with forward_context(model, f"init: batch {i}"):
+                    out = call_model(model, inputs)
+            else:
+                out = call_model(model, inputs)
+            logits, source = extract_logits(out)
             if targets is None:
                 continue
             t = targets.to(logits.device)
             spec = spec or infer_loss(logits, t, loss)
+            if first:
+                check_targets(spec, logits, t, f"init: batch {i}: targets")
             n_out = logits.shape[spec.class_dim]
             n = float((t != -100).sum()) if spec.kind == "ce" else float(t.numel())
-            tot += float(compute_loss(spec, logits.float(), t)) * n
+            if n:
+                tot += float(compute_loss(spec, logits.float(), t)) * n
             cnt += n
     if spec is None:
         return None, None, source, 0
     tot, cnt = all_reduce_sum([tot, cnt])
-    return tot / max(cnt, 1.0), spec, source, n_out
+    if cnt == 0:
+        raise ValueError(
+            f"init: every label of the {len(batches)} calibration batch(es) is the ignore index "
+            f"-100, so there is no loss to calibrate; pass batches with real labels (or no "
+            f"targets at all, to calibrate the hidden layers only).")
+    return tot / cnt, spec, source, n_out
 
 
 def critical_rms(activation: str | None) -> float | None:
@@ -256,9 +294,9 @@ def init(
     """
     _validate(model, loss, target, batches, on_unknown, max_iters, tol, include_frozen)
     keep = _not_calibrated(model, overrides, calibrate, include_frozen)
-    cal = _prepare(data, batches, model_device(model))
     with preserve_rng(), guarded(model, restore="on_error", rng=False):
-        gen, seed = _generator(generator, seed)
+        gen, seed = _generator(generator, seed)  # derived from the caller's RNG, not advanced
+        cal = _prepare(data, batches, model_device(model))  # a loader may draw: inside the guard
         opts = _Options(policy, overrides, include_frozen, keep, on_unknown)
         report, emit = _run(model, cal, loss, opts, target, gen, max_iters, tol)
         report.seed = seed
@@ -282,16 +320,49 @@ def _run(model: nn.Module, cal: list, loss: str | None, opts: _Options, target: 
     """The body of :func:`init` (inside its atomic guard); returns the report and the warnings
     to emit at the caller."""
 
-    with calibration_mode(model):
-        before, spec, source, n_out = _loss_pass(model, cal, loss)
+    # the forwards before the structural init change nothing: custom buffers the user's
+    # forward updates (a step counter, an EMA) are put back by the guard (buffers are copied,
+    # parameters only version-checked: a no_grad forward does not write them)
+    with guarded(model, restore="always", copy_limit=0, grads=False, rng=False), \
+            calibration_mode(model):
+        before, spec, source, n_out = _loss_pass(model, cal, loss, first=True)
         # one trace serves the policy and the walk: the graph's facts (execution order,
         # activations, norms, residuals) do not depend on the weights
         graph = trace(model, cal[0][0])
+    early = [w for w in (output_warning(source, "init"),
+                         loss_warning(spec, [t for _, t in cal], "init")) if w]
     report = apply(model, opts.policy, generator=gen, on_unknown=opts.on_unknown, graph=graph,
                    overrides=opts.overrides, include_frozen=opts.include_frozen,
                    atomic=False)  # init's own guard restores the model on error
     report.policy = opts.policy
     report.warnings = [w for w in report.warnings if w not in graph.warnings]
+    buffers = _buffer_values(model)  # as the structural init left them
+    try:
+        report, emit = _calibrate(model, cal, spec, source, n_out, before, report, graph,
+                                  opts, target, gen, max_iters, tol)
+    finally:
+        _restore_buffers(buffers)
+    report.warnings[:0] = early
+    return report, early + emit
+
+
+def _buffer_values(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(b, b.detach().clone()) for b in model.buffers()]
+
+
+def _restore_buffers(saved: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Put back buffers the calibration forwards changed (buffers init added stay)."""
+    with torch.no_grad():
+        for b, value in saved:
+            if not torch.equal(b, value):
+                b.copy_(value)
+
+
+def _calibrate(model: nn.Module, cal: list, spec: Any, source: str, n_out: int,
+               before: float | None, report: InitReport, graph: Any, opts: _Options,
+               target: Any, gen: torch.Generator, max_iters: int,
+               tol: float) -> tuple[InitReport, list[str]]:
+    """The calibration walk and the label-prior head (after the structural init)."""
     with calibration_mode(model):
         cfg = WalkConfig(float(target) if isinstance(target, (int, float)) else target,
                          max_iters, float(tol), opts.on_unknown, gen, keep=opts.keep)
@@ -307,11 +378,25 @@ def _run(model: nn.Module, cal: list, loss: str | None, opts: _Options, target: 
             report.warnings.append("init: the data has no targets; the output layer was "
                                    "calibrated like a hidden layer and no label prior was set.")
             return report, emit
-        ts = TargetStats.collect(spec, [t for _, t in cal], n_out)
-        note, warns = calibrate_output(model, cal, graph, spec, ts, n_out, keep=opts.keep)
+        ts, warn = representative(spec, TargetStats.collect(spec, [t for _, t in cal], n_out),
+                                  [t for _, t in cal], n_out)
+        warns = [warn] if warn else []
+        head = head_params(graph)
+        mid, _, _, _ = _loss_pass(model, cal, spec.kind)
+        note, more = calibrate_output(model, cal, graph, spec, ts, n_out, keep=opts.keep)
+        warns += more
+        after, _, _, _ = _loss_pass(model, cal, spec.kind)
+        if after > max(mid, ts.prior_loss() * (1 + LOSS_BUDGET)) + 1e-9:
+            # never worse than the head it replaced and the prior band: keep that one (rule 8)
+            with torch.no_grad():
+                for p, value in head:
+                    p.copy_(value)
+            warns.append(f"init: the label-prior head raised the calibration loss from "
+                         f"{mid:.4g} to {after:.4g} (label prior {ts.prior_loss():.4g}); the "
+                         f"head was left as the structural init set it.")
+            after, note = mid, "head left as initialized (the label prior raised the loss)"
         report.warnings.extend(warns)
         emit.extend(warns)
-        after, _, _, _ = _loss_pass(model, cal, spec.kind)
     report.loss = LossCalibration(spec.kind, before, after, ts.prior_loss(), source)
     if note and report.layers:
         for lc in report.layers:

@@ -29,7 +29,8 @@ from initwise.datainit._layers import CALIBRATED_KINDS, bias_of, unit_axis, unit
 from initwise.measure import all_reduce_sum, dist_active
 from initwise.modelio import call_model, compute_loss, extract_logits
 
-__all__ = ["LOSS_BUDGET", "TargetStats", "calibrate_output"]
+__all__ = ["LOSS_BUDGET", "SORTED_ENTROPY", "TargetStats", "calibrate_output", "head_params",
+           "representative"]
 
 # Excess initial loss allowed over the label-prior loss, as a fraction of it. Derived from the
 # requirement (initial loss within 5 % of the prior on the whole training set, which the 4
@@ -37,6 +38,10 @@ __all__ = ["LOSS_BUDGET", "TargetStats", "calibrate_output"]
 # training-set loss exceeded the calibration loss by up to 3 points, so 0.5 % is spent on the
 # head's fluctuation and the rest left to sampling (benchmarks/datainit_choose.py docstring).
 LOSS_BUDGET = 0.005
+# Calibration labels count as unrepresentative (class-sorted, unshuffled) when they hold one class
+# only, or when the mean label entropy within a batch is below this fraction of the entropy of
+# all calibration labels pooled (a shuffled loader: the two agree up to small-sample bias).
+SORTED_ENTROPY = 0.25
 
 
 @dataclass
@@ -93,10 +98,60 @@ class TargetStats:
             return (p / (1 - p)).log()
         return self.s1 / self.n
 
+    def uniform(self) -> TargetStats:
+        """The same count with every class equally frequent (ce): the max-entropy prior."""
+        s1 = torch.full_like(self.s1, self.n / max(self.s1.numel(), 1))
+        return TargetStats(self.kind, self.n, s1, self.s2)
+
     def var(self) -> torch.Tensor:
         """Per-output target variance (mse)."""
         mean = self.s1 / self.n
         return (self.s2 / self.n - mean * mean).clamp_min(0)
+
+
+def _entropy(counts: torch.Tensor) -> float:
+    p = counts[counts > 0] / counts.sum().clamp_min(1e-300)
+    return float(-(p * p.log()).sum())
+
+
+def representative(spec: Any, ts: TargetStats, targets: list[torch.Tensor],
+                   n_out: int) -> tuple[TargetStats, str | None]:
+    """The target statistics to calibrate the head with, and a warning if the calibration
+    labels look unrepresentative (cross-entropy only).
+
+    One class seen by a head of several, or batches that each hold (almost) one class (mean
+    within-batch label entropy below ``SORTED_ENTROPY`` of the pooled entropy): the labels'
+    prior would be that class's, so the max-entropy (uniform) prior is used instead.
+    """
+    if spec.kind != "ce" or n_out < 2 or ts.n <= 0:
+        return ts, None
+    seen = int((ts.s1 > 0).sum())
+    pooled = _entropy(ts.s1)
+    within = []
+    for t in targets:
+        flat = torch.as_tensor(t).detach().cpu().reshape(-1).long()
+        flat = flat[flat != -100]
+        if flat.numel():
+            within.append(_entropy(torch.bincount(flat, minlength=n_out).double()))
+    mean_within = sum(within) / len(within) if within else 0.0
+    one_class = seen == 1
+    sorted_ = len(within) >= 2 and mean_within < SORTED_ENTROPY * pooled
+    if not (one_class or sorted_):
+        return ts, None
+    why = (f"they hold {seen} of the head's {n_out} classes" if one_class else
+           f"each batch holds nearly one class (label entropy {mean_within:.3g} nats per batch "
+           f"vs {pooled:.3g} pooled; {seen} of {n_out} classes seen)")
+    return ts.uniform(), (
+        f"init: the calibration labels look unrepresentative: {why}; a class-sorted or "
+        f"unshuffled loader, or too few rows? The head was set to the uniform prior over "
+        f"{n_out} classes instead of these labels' prior. Shuffle the loader "
+        f"(DataLoader(..., shuffle=True)) or pass more batches (batches=).")
+
+
+def head_params(graph: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The output layers' own parameters with a copy of their values (to keep a head)."""
+    return [(p, p.detach().clone()) for n in graph.layers if n.is_output
+            for p in n.module.parameters(recurse=False)]
 
 
 def _bshape(y: torch.Tensor, udim: int, v: torch.Tensor) -> torch.Tensor:

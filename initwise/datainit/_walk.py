@@ -69,6 +69,7 @@ class WalkState:
     warnings: list[str] = field(default_factory=list)
     data_rms: list[float] = field(default_factory=list)
     added: list[str] = field(default_factory=list)  # structural additions (input standardization)
+    uncovered: list[str] = field(default_factory=list)  # layers of a kind the walk leaves alone
 
     def warn(self, msg: str) -> None:
         """Record a warning (``init`` emits them at the caller once the walk is done)."""
@@ -251,13 +252,23 @@ def _unknown(node: Any, cfg: WalkConfig, st: WalkState) -> None:
     kind = node.kind
     if kind == "norm":
         return
-    msg = (f"init: layer {node.name!r} ({type(node.module).__name__}, kind {kind!r}) is not "
-           f"calibrated (initwise.init calibrates {', '.join(CALIBRATED_KINDS)}); it keeps its "
-           f"structural init.")
     if cfg.on_unknown == "error":
-        raise ValueError(msg + " Pass on_unknown='warn' or 'skip' to accept that.")
+        raise ValueError(
+            f"init: layer {node.name!r} ({type(node.module).__name__}, kind {kind!r}) is not "
+            f"calibrated (initwise.init calibrates {', '.join(CALIBRATED_KINDS)}); it keeps its "
+            f"structural init. Pass on_unknown='warn' or 'skip' to accept that.")
     if cfg.on_unknown == "warn":
-        st.warn(msg)
+        st.uncovered.append(f"{node.name!r} ({type(node.module).__name__}, {kind})")
+
+
+def _uncovered_warning(st: WalkState) -> None:
+    """One warning naming every layer the walk does not calibrate (not one per layer)."""
+    if not st.uncovered:
+        return
+    shown = ", ".join(st.uncovered[:50]) + (", ..." if len(st.uncovered) > 50 else "")
+    st.warn(f"init: {len(st.uncovered)} layer(s) are not calibrated and keep their structural "
+            f"init: {shown} (initwise.init calibrates {', '.join(CALIBRATED_KINDS)}); pass "
+            f"on_unknown='skip' to silence this, or 'error' to refuse.")
 
 
 def _dies(act: ActivationFacts | None) -> bool:
@@ -292,6 +303,7 @@ def calibrate_layers(model: nn.Module, batches: list, graph: Any, cfg: WalkConfi
             continue
         st.seen.add(id(w))
         st.layers.append(_calibrate_node(model, batches, facts[node.name], w, cfg, st, n_res))
+    _uncovered_warning(st)
     return st
 
 

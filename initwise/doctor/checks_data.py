@@ -48,6 +48,36 @@ def check_nonfinite(ctx: Measurements) -> Iterable[Finding]:
         )
 
 
+def check_nonfinite_weight(ctx: Measurements) -> Iterable[Finding]:
+    """model.nonfinite_weight: a parameter that already holds NaN/Inf (one finding per tensor).
+
+    No threshold: a single non-finite weight makes every output it reaches NaN, whatever the
+    data; the finding names the parameter, so the fix is not searched for in the data.
+    """
+    for name, p in ctx.params.items():
+        if not (p.is_floating_point() or p.is_complex()) or p.numel() == 0:
+            continue
+        bad = ~torch.isfinite(p.detach())
+        n_bad = int(bad.sum())
+        if not n_bad:
+            continue
+        first = [int(i) for i in bad.nonzero()[0].tolist()]
+        module = name.rsplit(".", 1)[0] if "." in name else "<model>"
+        yield Finding(
+            check="model.nonfinite_weight",
+            severity="error",
+            where=module,
+            evidence=f"parameter {name!r} holds {n_bad} NaN/Inf value(s) of {p.numel()} "
+            f"(first at index {first}); expected 0.",
+            why="A non-finite weight makes every activation it touches NaN/Inf, so the loss and "
+            "all gradients are NaN from the first step, whatever the data.",
+            fix=f"Re-initialize {name!r} (initwise.apply(model) or the module's "
+            f"reset_parameters()), or reload a checkpoint saved before training diverged.",
+            fix_code="initwise.apply(model, seed=0)",
+            metrics={"parameter": name, "count": n_bad, "numel": int(p.numel())},
+        )
+
+
 def _first_weight(ctx: Measurements) -> torch.Tensor | None:
     if ctx.first_layer is None:
         return None
@@ -275,6 +305,8 @@ _BOTH = frozenset({"init", "train"})
 DATA_CHECKS = (
     Check(name="initwise.data_nonfinite", codes=("data.nonfinite",), fn=check_nonfinite,
           phase=_BOTH),
+    Check(name="initwise.model_nonfinite_weight", codes=("model.nonfinite_weight",),
+          fn=check_nonfinite_weight, phase=_BOTH),
     Check(name="initwise.data_unscaled", codes=("data.unscaled",), fn=check_unscaled),
     Check(name="initwise.data_uncentered", codes=("data.uncentered",), fn=check_uncentered),
     Check(name="initwise.data_sparse_fan_in", codes=("data.sparse_fan_in",),

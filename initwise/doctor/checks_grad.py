@@ -22,6 +22,9 @@ __all__ = ["GRAD_CHECKS"]
 
 GRAD_KINDS = ("linear", "conv", "conv_transpose", "bilinear")
 GRAD_VANISH, GRAD_EXPLODE = 1e-3, 1e3
+#: error thresholds, calibrated on outcomes (benchmarks/DOCTOR.md): below / above these the
+#: setups of the zoo did not learn as they should
+GRAD_VANISH_ERROR, GRAD_EXPLODE_ERROR = 1e-4, 1e3
 UPDATE_WARN, UPDATE_ERROR, UPDATE_TINY = 0.3, 1.0, 1e-7
 LOST_WARN = 0.5
 LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -87,6 +90,15 @@ def check_grad_scale(ctx: Measurements) -> Iterable[Finding]:
     3.1e3. Thresholds 1e-3 and 1e3. All-zero gradients are an error unless a zero-initialized layer
     explains them.
 
+    Severity from outcomes (benchmarks/DOCTOR.md): a vanishing ratio below 1e-4 is an error
+    (every setup below it failed to learn as it should: a bias of 5 with small weights 8.4e-6,
+    20 ordered tanh layers 4.1e-5, torch's default on 16 ReLU layers 2e-5, 15 sigmoid layers
+    7.9e-10); from 1e-4 to 1e-3 a warning. Setups that failed to learn also measured 5.3e-4
+    (the demo's model) to 0.021 (torch's default on 8-16 layers), the lowest that learned 0.093:
+    the signal checks flag those with more margin and carry their error. Every exploding ratio
+    above 1e3 was a setup that did not learn (chaotic tanh, 3.1e3) while those that learned
+    stayed <= 16.3, so grad.exploding is an error.
+
     The output layer (from the graph, else the last weight layer run) is not a reference: its
     gradient ``e h^T`` passes through no Jacobian, so its relative gradient scales as
     ``1/||W_out||`` while every earlier layer's scales as ``||W_out||``: their ratio measures
@@ -135,7 +147,7 @@ def check_grad_scale(ctx: Measurements) -> Iterable[Finding]:
     if worst_v[0] is not None and worst_v[1] < GRAD_VANISH:
         yield Finding(
             check="grad.vanishing",
-            severity="warning",
+            severity="error" if worst_v[1] < GRAD_VANISH_ERROR else "warning",
             where=worst_v[0],
             evidence=f"relative gradient ||dL/dW||/||W|| at {worst_v[0]} is {worst_v[1]:.2g} x "
             "that of "
@@ -150,7 +162,7 @@ def check_grad_scale(ctx: Measurements) -> Iterable[Finding]:
     if worst_e[0] is not None and worst_e[1] > GRAD_EXPLODE:
         yield Finding(
             check="grad.exploding",
-            severity="warning",
+            severity="error" if worst_e[1] >= GRAD_EXPLODE_ERROR else "warning",
             where=worst_e[0],
             evidence=f"relative gradient ||dL/dW||/||W|| at {worst_e[0]} is {worst_e[1]:.3g} x "
             "that of "
@@ -170,7 +182,8 @@ def check_update_ratio(ctx: Measurements) -> Iterable[Finding]:
     Rule of thumb ~1e-3 (Karpathy, CS231n). Healthy zoo setups (SGD 0.01-0.1, Adam 1e-3)
     measure max ratio <= 0.078; SGD lr 50: 25.5, Adam lr 1: 11.2, Adam lr 1e-12: 1e-13. Warning
     above 0.3, error above 1 or when the loss after the step is non-finite or > 10 x loss0;
-    warning when no weight moves by 1e-7 (the learning rate is effectively zero).
+    error when no weight moves by 1e-7 (the learning rate is effectively zero: Adam 1e-12
+    gains nothing in the outcome budget).
     """
     if not ctx.updates:
         return
@@ -200,7 +213,7 @@ def check_update_ratio(ctx: Measurements) -> Iterable[Finding]:
     elif ratios and worst[1] < UPDATE_TINY:
         yield Finding(
             check="update.ratio",
-            severity="warning",
+            severity="error",
             where=(worst[0] or "model").rsplit(".", 1)[0],
             evidence=f"the largest update/weight ratio is {worst[1]:.2g} (expected ~1e-3, >= "
             f"{UPDATE_TINY:g}); the step changes nothing.",

@@ -22,8 +22,19 @@ from torch import nn
 from initwise.doctor.check import Check
 from initwise.doctor.diagnosis import Diagnosis
 from initwise.doctor.registry import PRESETS, CheckRegistry, run_checks
+from initwise.graph import check_materialized
 from initwise.measure import LayerFacts, Measurements, layer_facts, measure
-from initwise.modelio import check_hookable, model_device, split_batch, to_torch
+from initwise.modelio import (
+    LossSpec,
+    check_batch,
+    check_hookable,
+    forward_context,
+    loss_warning,
+    model_device,
+    output_warning,
+    split_batch,
+    to_torch,
+)
 from initwise.options import check_on_unknown, check_seed
 from initwise.state import COPY_LIMIT, guarded, seeded_rng
 
@@ -36,6 +47,10 @@ PRESET_NEEDS = {"quick": ("forward",), "standard": ("forward", "grad"),
 
 def _validate(model: Any, checks: Any, on_unknown: Any) -> None:
     check_hookable(model, "doctor")
+    check_materialized(
+        model, then="call initwise.doctor",
+        meta_remedy="the doctor measures real weights: call model.to_empty(device='cpu') and "
+                    "initialize it (initwise.apply(model)) first.")
     if checks not in PRESETS:
         raise ValueError(f"doctor: unknown checks preset {checks!r}; valid presets: {PRESETS}.")
     check_on_unknown(on_unknown, "doctor")
@@ -113,8 +128,9 @@ def doctor(
         check_seed(seed, "doctor")
     raw_inputs, targets = split_batch(batch)
     inputs = to_torch(raw_inputs, model_device(model))
+    _check_batch(inputs, None if targets is None else to_torch(targets))
     with guarded(model, restore="always", copy_limit=COPY_LIMIT, rng=False), \
-            seeded_rng(seed):
+            seeded_rng(seed), forward_context(model, "doctor: batch"):
         facts, source = layer_facts(model, inputs)
         notes = [] if source == "graph" else [f"plan: {source} (functional activations not seen)"]
         note = _unknown(facts, on_unknown)
@@ -124,7 +140,27 @@ def doctor(
                     facts=facts, preset=checks)
         m.skipped[:0] = notes
         findings = run_checks(m, registry, preset=checks)
+    for msg in (output_warning(m.output.get("source", ""), "doctor"),
+                loss_warning(_spec(m), [m.targets], "doctor")):
+        if msg:
+            warnings.warn(msg, UserWarning, stacklevel=2)
     return _diagnosis(m, findings)
+
+
+def _spec(m: Measurements) -> LossSpec | None:
+    return LossSpec(m.loss_kind, inferred=True) if m.loss_kind else None
+
+
+def _check_batch(inputs: Any, targets: Any) -> None:
+    """Refuse what cannot be diagnosed: no rows, one row, non-finite targets, every label
+    ignored. Non-finite *inputs* are diagnosed (``data.nonfinite``), not refused."""
+    check_batch(inputs, targets, "doctor: batch", inputs_finite=False)
+    if isinstance(targets, torch.Tensor) and not targets.is_floating_point() \
+            and targets.numel() and bool((targets == -100).all()):
+        raise ValueError(
+            "doctor: batch: every label is the ignore index -100, so the loss and its gradients "
+            "are undefined; pass a batch with real labels, or inputs alone for the forward "
+            "checks.")
 
 
 def _diagnosis(m: Measurements, findings: list) -> Diagnosis:

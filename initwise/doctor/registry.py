@@ -37,7 +37,7 @@ CHECK_CODES = (
     "grad.vanishing", "grad.exploding", "grad.none",
     "update.ratio", "theory.depth", "dtype.underflow",
     # additions (never renamed)
-    "update.missing",
+    "update.missing", "model.nonfinite_weight",
 )
 
 #: Every built-in check, in run order (data, forward, backward/step).

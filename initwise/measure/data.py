@@ -7,6 +7,7 @@ COO/CSR tensors through their stored values and column indices; EmbeddingBag tri
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,6 +143,10 @@ def _profile_bag(bag: tuple) -> DataProfile:
 def _profile_dense(x: torch.Tensor) -> DataProfile:
     x = x.detach().cpu()
     n = int(x.shape[0])
+    if n == 0 or x.numel() == 0:  # no rows (or no features): nothing to profile
+        return DataProfile(layout="dense", n_rows=n,
+                           n_features=int(math.prod(x.shape[1:])) if x.dim() > 1 else 0,
+                           source="empty batch")
     z = x.reshape(n, -1).double()
     p = DataProfile(layout="dense", n_rows=n, n_features=int(z.shape[1]))
     finite = torch.isfinite(z)

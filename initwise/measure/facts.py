@@ -14,6 +14,7 @@ residual sum, so no record measures it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,6 +24,8 @@ from torch import nn
 from initwise import graph as graph_mod
 from initwise.activations import ActivationFacts, activation_facts
 from initwise.graph import ModelGraph, activation_of_module, layer_kind, norm_name
+from initwise.modelio import call_model
+from initwise.state import COPY_LIMIT, guarded
 
 __all__ = [
     "LayerFacts", "facts_from_graph", "layer_facts", "own_bias", "own_weight", "structural_facts",
@@ -181,12 +184,51 @@ def layer_facts(model: nn.Module, inputs: Any = None, *,
 
     Returns:
         ``({name: LayerFacts}, source)``; ``source`` is ``"graph"``, or ``"structural (...)"``
-        with the reason when the forward could not be traced (module activations only).
+        with the reason when the tracer could not follow the forward (module activations only).
+
+    Raises:
+        ValueError: lazy (unmaterialized) or meta-device parameters
+            (:func:`initwise.graph.check_materialized`).
+        Exception: whatever the model's own forward raises (a broken model is never
+            diagnosed from its structure alone). The fallback is taken only for the tracer's
+            own failures: an error raised by code outside initwise (the model's forward) is
+            re-raised; one raised inside initwise is re-raised if a forward without the tracer
+            raises too.
     """
     if graph is not None:
         return facts_from_graph(graph), "graph"
+    graph_mod.check_materialized(
+        model, then="measure it",
+        meta_remedy="call model.to_empty(device=...) and initialize it first.")
     try:
         return facts_from_graph(graph_mod.trace(model, inputs)), "graph"
-    except Exception as exc:  # noqa: BLE001 - tracing is best effort; the fallback is recorded
+    except Exception as exc:  # noqa: BLE001 - the tracer's own failure is recorded below
+        in_model, by_initwise = _origin(exc)
+        if in_model and not by_initwise:
+            raise  # the model's forward (a Python error of its own, e.g. on the first call)
+        if in_model:
+            _plain_forward(model, inputs)  # raises the model's own error, if it is one
         return structural_facts(model), f"structural (graph trace failed: {exc!r})"
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _origin(exc: BaseException) -> tuple[bool, bool]:
+    """``(raised while the model ran, innermost Python frame is initwise's own code)``."""
+    tb, in_model, last = exc.__traceback__, False, None
+    while tb is not None:
+        in_model = in_model or tb.tb_frame.f_code is call_model.__code__
+        last, tb = tb, tb.tb_next
+    if last is None:
+        return False, False
+    path = os.path.abspath(last.tb_frame.f_code.co_filename)
+    return in_model, path.startswith(_PACKAGE_DIR + os.sep)
+
+
+def _plain_forward(model: nn.Module, inputs: Any) -> None:
+    """One forward without the tracer, changing nothing (the trace's own guard)."""
+    with guarded(model, restore="always", copy_limit=COPY_LIMIT, grads=False), \
+            torch.no_grad():
+        call_model(model, inputs)
 

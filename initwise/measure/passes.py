@@ -362,7 +362,12 @@ def from_training_step(
     grads = {n: p.grad for n, p in params.items() if p.requires_grad}
     has_grad = any(g is not None for g in grads.values())
     needs = {"forward"} | ({"grad"} if has_grad else set()) | ({"update"} if updates else set())
-    data = profile_inputs(inputs) if inputs is not None else DataProfile()
+    if inputs is not None:
+        data = profile_inputs(inputs)
+    else:  # the rows the first probed layer saw stand for the batch
+        first = next((probed.stats[n] for n in probed.order if probed.stats[n].count), None)
+        data = DataProfile(n_rows=int(first.count) if first is not None else 0,
+                           source="rows seen by the first probed layer")
     d = _draft(step, "train", needs, data, facts=dict(facts), targets=targets,
                optimizer=optimizer, params=params, stats=probed.stats)
     d["layers"], d["first_layer"] = _layer_stats(facts, probed)

@@ -46,9 +46,10 @@ from initwise.measure import (
 )
 from initwise.measure.stats import all_reduce_sum
 from initwise.monitor.detect import Divergence, DyingUnits, EpochCliff, LossTracker, Plateau, Warmup
+from initwise.monitor.repair import Repair, repair_units
 from initwise.options import resolve_generator
 
-__all__ = ["Monitor", "MonitorReport", "TrainingDiverged", "UPDATE_BAND"]
+__all__ = ["JointOptimizer", "Monitor", "MonitorReport", "TrainingDiverged", "UPDATE_BAND"]
 
 #: Update/weight ratio bands per optimizer family: outside, for ``UPDATE_PATIENCE`` sampled
 #: steps in a row, is a finding. SGD: the classic ~1e-3 (Karpathy's rule); Adam-like: the step is
@@ -108,7 +109,51 @@ class MonitorReport:
         return "\n".join(lines)
 
 
+class JointOptimizer:
+    """Several optimizers seen as one (e.g. Adam on the dense layers + SparseAdam on a table):
+    the union of their ``param_groups`` and ``state``; ``optimizers`` lists them.
+
+    Checks read ``param_groups`` (which parameters are optimized, their learning rates); the
+    repair resets each optimizer's own state.
+    """
+
+    def __init__(self, optimizers: list[Any]) -> None:
+        if not optimizers:
+            raise ValueError("Monitor: optimizer= is an empty sequence.")
+        self.optimizers = optimizers
+
+    @classmethod
+    def of(cls, optimizer: Any) -> JointOptimizer:
+        return cls(list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer])
+
+    def same(self, optimizer: Any) -> bool:
+        other = list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
+        return len(other) == len(self.optimizers) and all(
+            a is b for a, b in zip(other, self.optimizers))
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [g for o in self.optimizers for g in o.param_groups]
+
+    @property
+    def state(self) -> dict[Any, Any]:
+        merged: dict[Any, Any] = {}
+        for o in self.optimizers:
+            merged.update(o.state)
+        return merged
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return self.optimizers[0].defaults
+
+    @property
+    def name(self) -> str:
+        return " + ".join(type(o).__name__ for o in self.optimizers)
+
+
 def _family(optimizer: Any) -> str:
+    if isinstance(optimizer, JointOptimizer):
+        optimizer = optimizer.optimizers[0]
     name = type(optimizer).__name__.lower()
     if "adam" in name or "rmsprop" in name or "adagrad" in name or "lion" in name:
         return "adam"
@@ -212,7 +257,8 @@ class Monitor:
         self.cliff = EpochCliff()
         self.steps = 0
         self.findings: list[Finding] = []
-        self.events: list[Any] = []
+        self.events: list[Any] = []  # repairs made (RepairEvent with units)
+        self.skipped_repairs: list[Any] = []  # layers a repair left alone, with the reason
         self.last_good_step: int | None = None
         self._active: dict[tuple[str, str], Finding] = {}
         self._update_strikes: dict[str, int] = {}
@@ -220,8 +266,10 @@ class Monitor:
         self._traced = False
         self._example = example_inputs
         self._pending: list[Any] = []
+        self._scale: float | None = None
+        self._skipped = False
         self._optimizer: Any = None
-        self._pre_hook: Any = None
+        self._pre_hook: list[Any] | None = None
         self._before: dict[str, torch.Tensor] | None = None
         self._stack: contextlib.ExitStack | None = None
         self._probe: Probe | None = None
@@ -229,20 +277,36 @@ class Monitor:
         self._captured: Any = None
         self._good: dict[str, torch.Tensor] | None = None
         self.scalars: dict[str, float] = {}
+        self._pending_scalars: dict[str, float] = {}
         if example_inputs is not None:
             self._trace(example_inputs)
 
+    # ---- Lightning-style hooks (the framework adapters call them) --------------------------
+    def on_train_start(self) -> None:
+        """Called when training starts (nothing to do: the monitor is ready when built)."""
+
+    def on_train_end(self) -> None:
+        """Called when training ends: removes every hook the monitor holds."""
+        self.close()
+
     # ---- the public loop API ---------------------------------------------------------------
     def step(self, loss: torch.Tensor | float | None = None, optimizer: Any = None, *,
-             outputs: Any = None, targets: Any = None, scaler: Any = None) -> list[Finding]:
+             outputs: Any = None, targets: Any = None, scaler: Any = None,
+             skipped: bool = False) -> list[Finding]:
         """Record one optimizer step (call it after ``optimizer.step()``).
 
         Args:
             loss: the step's loss (a tensor stays on the device). Default None.
-            optimizer: the optimizer (for update ratios; given once is enough).
+            optimizer: the optimizer, or a sequence of optimizers stepped together (e.g. Adam +
+                SparseAdam), for update ratios and the repair's state reset; given once is
+                enough.
             outputs: the model's output of this step (optional: output scale checks).
             targets: the batch's targets (optional: the label prior of the loss check).
-            scaler: a ``torch.amp.GradScaler`` whose scaled gradients are unscaled here.
+            scaler: a ``torch.amp.GradScaler`` whose scaled gradients are unscaled here; a step
+                the scaler skipped (inf/NaN gradients, its scale then drops) is not a
+                divergence.
+            skipped: the optimizer skipped this step (an AMP overflow seen by a framework):
+                its gradients are not checked for non-finite values. Default False.
 
         Returns:
             The findings new at this step (also appended to :attr:`findings`).
@@ -251,7 +315,14 @@ class Monitor:
             TrainingDiverged: a non-finite loss or gradient with ``stop_on_nonfinite``.
         """
         self.steps += 1
-        if optimizer is not None and optimizer is not self._optimizer:
+        if scaler is not None and scaler.is_enabled():
+            scale = float(scaler.get_scale()) if self.steps % self.sync_every == 0 else None
+            if scale is not None and self._scale is not None and scale < self._scale:
+                skipped = True  # GradScaler lowers its scale exactly when it skipped a step
+            self._scale = scale if scale is not None else self._scale
+        self._skipped = skipped
+        if optimizer is not None and (self._optimizer is None
+                                      or not self._optimizer.same(optimizer)):
             self._attach_optimizer(optimizer)
         if loss is not None:
             self._record_loss(loss)
@@ -299,7 +370,8 @@ class Monitor:
         """Remove every hook the monitor holds; close the sinks."""
         self._disarm()
         if self._pre_hook is not None:
-            self._pre_hook.remove()
+            for h in self._pre_hook:
+                h.remove()
             self._pre_hook = None
         if self._capture is not None:
             self._capture.remove()
@@ -346,13 +418,18 @@ class Monitor:
 
     def _attach_optimizer(self, optimizer: Any) -> None:
         if self._pre_hook is not None:
-            self._pre_hook.remove()
-        self._optimizer = optimizer
-        if hasattr(optimizer, "register_step_pre_hook"):
-            self._pre_hook = optimizer.register_step_pre_hook(self._before_step)
+            for h in self._pre_hook:
+                h.remove()
+        self._optimizer = JointOptimizer.of(optimizer)
+        self._pre_hook = [o.register_step_pre_hook(self._before_step)
+                          for o in self._optimizer.optimizers
+                          if hasattr(o, "register_step_pre_hook")]
 
     def _before_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        # the step about to happen is number self.steps + 1: sample it on sync steps
+        # the step about to happen is number self.steps + 1: sample it on sync steps (once,
+        # before the first of several optimizers steps)
+        if self._before is not None:
+            return
         if (self.steps + 1) % self.sync_every == 0 or (self.steps + 1) % self.every == 0:
             with torch.no_grad():
                 self._before = {n: p.detach().clone() for n, p in self.model.named_parameters()
@@ -387,7 +464,9 @@ class Monitor:
         grads = self._grad_norms(scaler)
         gnorm = math.sqrt(sum(g * g for g in grads.values())) if grads else None
         bad_loss = any(not math.isfinite(v) for v in values)
-        bad_grad = gnorm is not None and not math.isfinite(gnorm)
+        bad_grad = gnorm is not None and not math.isfinite(gnorm) and not self._skipped
+        if self._skipped and gnorm is not None and not math.isfinite(gnorm):
+            gnorm = None  # an AMP step the scaler skipped: its inf gradients were not applied
         if dist_active():
             flags = all_reduce_sum([float(bad_loss), float(bad_grad)])
             bad_loss, bad_grad = flags[0] > 0, flags[1] > 0
@@ -403,7 +482,9 @@ class Monitor:
         if self.restore_last_good:
             with torch.no_grad():
                 self._good = {n: p.detach().clone() for n, p in self.model.named_parameters()}
-        self.scalars = {"loss_ema": self.loss.ema, "loss_noise": self.loss.noise}
+        self.scalars = {"loss_ema": self.loss.ema, "loss_noise": self.loss.noise,
+                        **self._pending_scalars}
+        self._pending_scalars = {}
         if gnorm is not None:
             self.scalars["grad_norm"] = gnorm
         new += self._loss_findings(gnorm)
@@ -474,7 +555,7 @@ class Monitor:
                 out.append(self._finding(
                     "update.ratio", "warning", n, self.steps,
                     f"||dW|| / ||W|| = {r:.3g} on {UPDATE_PATIENCE} sampled steps in a row "
-                    f"(expected {lo:g} to {hi:g} for {type(self._optimizer).__name__})",
+                    f"(expected {lo:g} to {hi:g} for {self._optimizer.name})",
                     "Each step should move a weight by a small fraction of itself: ~1e-3 for "
                     "SGD (Karpathy 2019); adaptive optimizers move ~lr per element.",
                     "Lower the learning rate of this tensor's group." if big else
@@ -564,9 +645,10 @@ class Monitor:
         active = {n: p.stats[n].zmax > 0 for n, f in facts.items()
                   if f.act is not None and f.act.relu_family and p.stats[n].units
                   and p.stats[n].count > 0}
+        for n, a in active.items():  # one scalar per layer per check, written at the next sync
+            self._pending_scalars[f"dead_fraction/{n}"] = 1.0 - float(a.double().mean())
         out = []
         for ev in self.dying.update(self.steps, active):
-            self.scalars[f"dead_fraction/{ev['layer']}"] = ev["fraction"]
             out.append(self._finding(
                 "units.dying", "error" if ev["fraction"] >= 0.5 else "warning", ev["layer"],
                 ev["since"],
@@ -584,8 +666,6 @@ class Monitor:
     def _repair_policy(repair: Any) -> Any:
         if repair is False or repair is None:
             return None
-        from initwise.monitor.repair import Repair
-
         if repair is True:
             return Repair()
         if isinstance(repair, Repair):
@@ -593,14 +673,16 @@ class Monitor:
         raise TypeError(f"Monitor: repair must be False, True or a Repair, got {repair!r}.")
 
     def _repair(self, facts: dict[str, LayerFacts], p: Probe) -> None:
-        from initwise.monitor.repair import repair_units
-
         events = repair_units(self.model, facts, p.stats, optimizer=self._optimizer,
                               policy=self.repair_policy, generator=self.generator,
-                              step=self.steps)
+                              step=self.steps, history=self.events,
+                              inputs=None)
         for e in events:
-            self.dying.forget(e.layer, torch.as_tensor(e.units, dtype=torch.long))
-        self.events.extend(events)
+            if e.repaired:
+                self.dying.forget(e.layer, torch.as_tensor(e.units, dtype=torch.long))
+                self.events.append(e)
+            else:
+                self.skipped_repairs.append(e)
 
     # ---- findings ----------------------------------------------------------------------------
     def _finding(self, check: str, severity: str, where: str, step: int, evidence: str, why: str,

@@ -213,7 +213,8 @@ class Warmup:
     Args:
         steps: the window after the start that is watched. Default 100.
         factor: loss EMA above ``factor`` x its first value, or the gradient norm above
-            ``factor`` x its first value. Default 2.0 (loss), 10 x for the gradient norm.
+            ``grad_factor`` x its first value while the loss EMA is above its first value.
+            Default 2.0 (loss), 10 x for the gradient norm.
     """
 
     steps: int = 100
@@ -229,9 +230,13 @@ class Warmup:
         if grad_norm is not None and math.isfinite(grad_norm):
             if math.isnan(self.first_grad):
                 self.first_grad = grad_norm
-            elif grad_norm > self.grad_factor * self.first_grad > 0:
+            elif grad_norm > self.grad_factor * self.first_grad > 0 and loss.steps >= 2 \
+                    and loss.ema > loss.first:
+                # gradients that grow while the loss falls are learning (a network leaving a
+                # flat start), not an explosion: only growth with a rising loss counts
                 self.done = True
-                return {"grad_norm": grad_norm, "first_grad_norm": self.first_grad}
+                return {"grad_norm": grad_norm, "first_grad_norm": self.first_grad,
+                        "loss_ema": loss.ema, "first_loss": loss.first}
         if loss.steps >= 10 and loss.ema > self.factor * loss.first > 0:
             self.done = True
             return {"loss_ema": loss.ema, "first_loss": loss.first}

@@ -44,6 +44,7 @@ from torch import nn
 
 from initwise.graph import ModelGraph, check_materialized
 from initwise.initreport import InitReport
+from initwise.modelio import forward_context
 from initwise.options import ON_UNKNOWN, check_on_unknown, resolve_generator
 from initwise.policy._apply import _Walker
 from initwise.policy._named import SCHEME_NAMES, critical, named_policy, torch_policy
@@ -88,6 +89,11 @@ for _name, _scheme, _graph in (("xavier", "xavier_uniform", False),
 
 
 def _check_model(model: Any) -> None:
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError(
+            "apply: model is a TorchScript module, whose parameters cannot be re-initialized "
+            "in place by module; initialize the eager nn.Module first, then script it "
+            "(initwise.apply(model); torch.jit.script(model)).")
     check_materialized(
         model, then="call apply",
         meta_remedy="call model.to_empty(device='cpu') (or your device) first, then apply() "
@@ -153,7 +159,7 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
     """
     check_on_unknown(on_unknown, "apply")
     if not isinstance(include_frozen, bool):
-        raise TypeError(f"include_frozen: expected a bool, got {include_frozen!r}.")
+        raise TypeError(f"apply: include_frozen: expected a bool, got {include_frozen!r}.")
     pol = get_policy(policy)
     _check_model(model)
     rules = Overrides(overrides, model)
@@ -166,7 +172,9 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
     report = InitReport(policy=pol.name, seed=used_seed)
     with guarded(model, restore="on_error") if atomic else nullcontext():
         if pol.needs_graph or rules.needs_graph:
-            _graph_warnings(ctx, report)
+            with forward_context(model, "apply: example_inputs") if example_inputs is not None \
+                    else nullcontext():
+                _graph_warnings(ctx, report)
         with torch.no_grad():
             _Walker(model, pol, rules, ctx, report, on_unknown, include_frozen).run()
         report.warnings.extend(ctx.warnings)

@@ -81,6 +81,7 @@ class _Walker:
         self.gen = ctx.generator
         self.devices = rng_devices(model)
         self.done: dict[int, str] = {}
+        self.uncovered: list[tuple[str, str, str]] = []  # (message, what, type) per module
 
     def run(self) -> None:
         internals: set[int] = set()
@@ -104,6 +105,7 @@ class _Walker:
                 self.done.update((id(t), o.qname) for o in todo for _, t in o.extras)
             elif _no_params(module) and self._stats_only(mname, module):
                 module.reset_running_stats()  # as every policy does for an affine norm
+        self._warn_uncovered()
 
     def _stats_only(self, mname: str, module: nn.Module) -> bool:
         """A norm without affine parameters but with running statistics (BatchNorm(affine=
@@ -204,8 +206,25 @@ class _Walker:
         if self.on_unknown == "error":
             raise ValueError(msg)
         if self.on_unknown == "warn":
-            warnings.warn(msg, UserWarning, stacklevel=5)
+            self.uncovered.append((msg, f"{mname or '<root>'!r} ({type(module).__name__}: "
+                                        f"{names})", type(module).__name__))
             self.report.warnings.append(msg)
+
+    def _warn_uncovered(self) -> None:
+        """One warning for every uncovered module (the report keeps one line per module)."""
+        if len(self.uncovered) == 1:
+            warnings.warn(self.uncovered[0][0], UserWarning, stacklevel=4)
+        elif self.uncovered:
+            types = sorted({t for _, _, t in self.uncovered})
+            shown = ", ".join(w for _, w, _ in self.uncovered[:50])
+            more = ", ..." if len(self.uncovered) > 50 else ""
+            warnings.warn(
+                f"apply: {len(self.uncovered)} modules have parameters that policy "
+                f"{self.policy.name!r} does not cover and no reset_parameters(), left as they "
+                f"are: {shown}{more}; pass overrides={{{types[0]!r}: fn}} (a module type covers "
+                f"every module of it) with a tensor scheme fn(tensor, generator=None) or "
+                f"'skip', give the modules a reset_parameters() method, or use "
+                f"on_unknown='skip' to leave them as they are.", UserWarning, stacklevel=4)
 
     def _record(self, mname: str, module: nn.Module, own: _Own, scheme: str,
                 init: ParamInit | None = None, note: str = "", fill_note: str = "") -> None:

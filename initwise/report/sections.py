@@ -109,10 +109,16 @@ def curves(c: dict) -> str:
             xs_all = [x for xs, _ in c["loss"].values() for x in xs]
             series.append(Series("label prior", [min(xs_all), max(xs_all)], [p, p],
                                  color="#7a8291", dashed=True, markers=False))
+        events = c.get("events") or []
+        vlines = [(float(e["step"]), "#b42318" if e.get("kind") == "finding" else "#1a7f37",
+                   f"step {e['step']}: {e['label']}") for e in events]
+        caption = ("Mean loss per logging interval. The dashed line is the loss of the best "
+                   "constant predictor (label prior).")
+        if events:
+            caption += (" Vertical marks: the training monitor's findings (red) and its "
+                        "dead-unit repairs (green); hover for what and where.")
         charts.append(_fig(line_chart(series, title="Training loss", xlabel=xl, ylabel="loss",
-                                      logy=True, bands=bands),
-                           "Mean loss per logging interval. The dashed line is the loss of the "
-                           "best constant predictor (label prior)."))
+                                      logy=True, bands=bands, vlines=vlines), caption))
     if c.get("accuracy"):
         series = [Series(k, xs, ys, color=PALETTE[i])
                   for i, (k, (xs, ys)) in enumerate(c["accuracy"].items())]

@@ -140,6 +140,7 @@ def line_chart(
     ylim: tuple[float | None, float | None] = (None, None),
     bands: Sequence[tuple[float, float, str, str]] = (),
     polygons: Sequence[tuple[Sequence[tuple[float, float]], str, str]] = (),
+    vlines: Sequence[tuple[float, str, str]] = (),
     width: int = _W,
     height: int = _H,
 ) -> str:
@@ -156,6 +157,8 @@ def line_chart(
         ylim: fixed (lo, hi) for y.
         bands: horizontal shaded bands ``(y_lo, y_hi, colour, label)`` (e.g. a healthy range).
         polygons: shaded regions ``(points in data coordinates, colour, label)``.
+        vlines: vertical event markers ``(x, colour, label)`` (a finding, a repair), each with
+            its label as a tooltip.
         width: viewBox width. Default 560.
         height: viewBox height. Default 320.
 
@@ -194,6 +197,12 @@ def line_chart(
             out.append(f'<rect x="{x0}" y="{ya:.1f}" width="{x1 - x0}" height="{yb - ya:.1f}" '
                        f'fill="{color}" {clip}><title>{escape(label)}</title></rect>')
     out += _grid(ax, ay, x0, x1, y0, y1)
+    for vx, color, label in vlines:
+        if _ok(vx, logx) and ax.vmin <= (math.log10(vx) if logx else vx) <= ax.vmax:
+            x = ax(vx)
+            out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y1}" y2="{y0}" stroke="{color}" '
+                       f'stroke-width="1.5" stroke-dasharray="3 3" class="ev"><title>'
+                       f"{escape(label)}</title></line>")
     out.append(f'<text x="{(x0 + x1) / 2:.0f}" y="{height - 8}" class="al">{escape(xlabel)}'
                "</text>")
     out.append(f'<text transform="translate(16 {(y0 + y1) / 2:.0f}) rotate(-90)" class="al">'

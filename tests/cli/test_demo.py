@@ -14,7 +14,7 @@ def test_demo_subprocess_small(cli, work):
                "--out", "demo.html", "--json", "demo.json", "--threads", "1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
-    for step in ("== 1. the doctor", "== 2. initwise.init", "== 3. training both",
+    for step in ("== 1. the doctor", "== 2. initwise.init", "== 3. training all three",
                  "== 4. before / after"):
         assert step in out
     assert "SparseLinear(262144, 16) + 8 x Linear(16)" in out
@@ -26,6 +26,9 @@ def test_demo_subprocess_small(cli, work):
     # The table printed is the JSON's numbers.
     assert f"{runs['torch default']['test_accuracy']:.1%}" in out
     assert f"{runs['initwise.init']['test_accuracy']:.1%}" in out
+    assert f"{runs['torch default + monitor repair']['test_accuracy']:.1%}" in out
+    assert "monitor, torch default + monitor repair:" in out
+    assert all(e["kind"] in ("finding", "repair") and e["step"] >= 1 for e in doc["monitor"])
     # initwise.init starts at the label prior (the doctor's loss.init check agrees).
     prior = doc["label_prior_loss"]
     assert abs(runs["initwise.init"]["initial_loss"] - prior) < 0.1 * prior

@@ -43,7 +43,7 @@ def _vanishing_net() -> tuple[nn.Module, tuple[torch.Tensor, torch.Tensor]]:
 
 def test_union_of_builtin_codes_is_check_codes_and_each_code_has_one_owner():
     codes = [c for check in BUILTIN_CHECKS for c in check.codes]
-    assert sorted(codes) == sorted(CHECK_CODES) and len(codes) == len(set(codes)) == 21
+    assert sorted(codes) == sorted(CHECK_CODES) and len(codes) == len(set(codes)) == 22
     reg = CheckRegistry.builtin()
     assert reg.owner("signal.vanishing") == reg.owner("signal.exploding") == \
         "initwise.signal_scale"
@@ -137,7 +137,7 @@ def test_builtin_phases_and_presets():
     assert not {"initwise.loss", "initwise.logit_scale", "initwise.theory_depth"} & train
     quick = {c.name for c in reg.checks_for(preset="quick")}
     assert "initwise.grad_none" not in quick and "initwise.data_nonfinite" in quick
-    assert len(reg.checks_for(preset="full")) == len(BUILTIN_CHECKS) == 18
+    assert len(reg.checks_for(preset="full")) == len(BUILTIN_CHECKS) == 19
 
 
 def test_check_validates_its_fields():

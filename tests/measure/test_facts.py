@@ -1,5 +1,6 @@
 """LayerFacts: where each activation is measured, from the graph and from the structure."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -49,7 +50,7 @@ def test_structural_facts_agree_with_the_graph_on_a_sequential():
     assert traced["0"].act.sat_threshold == plain["0"].act.sat_threshold > 1.8
 
 
-def test_untraceable_model_falls_back_with_the_reason():
+def test_a_model_whose_forward_raises_is_not_diagnosed_from_its_structure():
     class Broken(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -58,6 +59,18 @@ def test_untraceable_model_falls_back_with_the_reason():
         def forward(self, x):
             raise RuntimeError("cannot run")
 
-    facts, source = layer_facts(Broken(), torch.randn(2, 3))
-    assert source.startswith("structural (graph trace failed") and "cannot run" in source
-    assert facts["body.0"].act.name == "relu"
+    with pytest.raises(RuntimeError, match="cannot run"):
+        layer_facts(Broken(), torch.randn(2, 3))
+
+
+def test_untraceable_model_falls_back_with_the_reason(monkeypatch):
+    import initwise.graph
+
+    def broken_trace(model, inputs):
+        raise RuntimeError("tracer bug")
+
+    monkeypatch.setattr(initwise.graph, "trace", broken_trace)
+    net = nn.Sequential(nn.Linear(3, 3), nn.ReLU())
+    facts, source = layer_facts(net, torch.randn(2, 3))
+    assert source.startswith("structural (graph trace failed") and "tracer bug" in source
+    assert facts["0"].act.name == "relu"
