@@ -307,6 +307,7 @@ def stat_costs(name: str, reps: int) -> dict[str, float]:
 
     def copy_before() -> None:
         mon.steps = mon.sync_every - 1  # the next step is a sync step: the pre-hook copies
+        mon._before = None  # (it copies once per step: a copy already taken is kept)
         mon._before_step(opt, (), {})
 
     out["update copy"] = _median_us(copy_before, reps)
