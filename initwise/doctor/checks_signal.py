@@ -233,7 +233,7 @@ def check_saturated(ctx: Measurements) -> Iterable[Finding]:
         severity="error" if worst > SAT_ERROR else "warning",
         where=max(bad, key=lambda t: t[1])[0],
         evidence=f"fraction of saturated pre-activations: {_fmt_layers(bad, '.0%')}; expected <= "
-        f"{SAT_WARN:.0%}.",
+        f"{warn:.0%}.",
         why="Saturated units pass almost no gradient (Glorot & Bengio 2010, 'Understanding the "
         "difficulty of training deep feedforward neural networks').",
         fix="Reduce the weight scale to the activation's gain (Xavier/LeCun), or calibrate on "
