@@ -315,7 +315,7 @@ def stat_costs(name: str, reps: int) -> dict[str, float]:
     def compare() -> None:
         copy_before()
         t0 = time.thread_time()
-        mon._update_findings()
+        mon._update_findings({})
         compare.t.append(time.thread_time() - t0)  # type: ignore[attr-defined]
 
     compare.t = []  # type: ignore[attr-defined]
