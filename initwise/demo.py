@@ -202,8 +202,8 @@ def _train(models: dict[str, nn.Module], train: Any, test_batches: list[Any], ar
                     loss = nn.functional.cross_entropy(m(x), y)
                     loss.backward()
                     opts[k].step()
-                    if k in monitors:  # the dense Adam/SGD holds the hidden layers' state
-                        monitors[k].step(loss=loss, optimizer=opts[k].opts[0])
+                    if k in monitors:  # Adam + SparseAdam (or SGD), stepped together
+                        monitors[k].step(loss=loss, optimizer=opts[k].opts)
                     hist[k]["seconds"] += time.perf_counter() - t
                     window[k].append(loss.item())
                 if step % log_every == 0 or step == total:

@@ -218,10 +218,13 @@ def check_saturated(ctx: Measurements) -> Iterable[Finding]:
     Healthy zoo tanh nets (torch's 5/3 gain, LeCun) measure <= 11.2 % saturated elements;
     sigma_w = 3 tanh (chaotic) measures 53 %, sigmoid with 10 x LeCun weights 71 %. Warning
     above 30 %, error above 50 % (outcomes: both did not learn as they should; every setup
-    that learned measured <= 11.2 %).
+    that learned measured <= 11.2 %). During training (a monitor's measurements, preset
+    "train") trained tanh nets sit at 31-35 % on healthy runs (benchmarks/monitor_faults.py), so
+    the warning starts at the error threshold there.
     """
+    warn = SAT_ERROR if ctx.preset == "train" else SAT_WARN
     bad = [(s.name, s.saturated_fraction) for s in ctx.layers
-           if s.saturated_fraction is not None and s.saturated_fraction > SAT_WARN]
+           if s.saturated_fraction is not None and s.saturated_fraction > warn]
     if not bad:
         return
     worst = max(v for _, v in bad)
@@ -230,7 +233,7 @@ def check_saturated(ctx: Measurements) -> Iterable[Finding]:
         severity="error" if worst > SAT_ERROR else "warning",
         where=max(bad, key=lambda t: t[1])[0],
         evidence=f"fraction of saturated pre-activations: {_fmt_layers(bad, '.0%')}; expected <= "
-        f"{SAT_WARN:.0%}.",
+        f"{warn:.0%}.",
         why="Saturated units pass almost no gradient (Glorot & Bengio 2010, 'Understanding the "
         "difficulty of training deep feedforward neural networks').",
         fix="Reduce the weight scale to the activation's gain (Xavier/LeCun), or calibrate on "

@@ -371,6 +371,8 @@ def from_training_step(
     d = _draft(step, "train", needs, data, facts=dict(facts), targets=targets,
                optimizer=optimizer, params=params, stats=probed.stats)
     d["layers"], d["first_layer"] = _layer_stats(facts, probed)
+    if d["first_layer"] is None and inputs is not None and d["layers"]:
+        d["first_layer"] = d["layers"][0].name  # the probe did not watch inputs: the first run
     if output is not None:
         logits, source = extract_logits(output)
         d["output"] = _output_stats(logits, source, d["layers"])

@@ -42,7 +42,6 @@ from initwise.measure import (
     layer_facts,
     probe,
     structural_facts,
-    update_stats,
 )
 from initwise.measure.stats import all_reduce_sum
 from initwise.monitor.detect import Divergence, DyingUnits, EpochCliff, LossTracker, Plateau, Warmup
@@ -56,9 +55,14 @@ __all__ = ["JointOptimizer", "Monitor", "MonitorReport", "TrainingDiverged", "UP
 #: ~lr per element whatever the gradient, so its ratio is lr / |w| and the band is wider.
 UPDATE_BAND = {"sgd": (1e-6, 5e-2), "adam": (1e-6, 1e-1), "other": (1e-7, 1e-1)}
 UPDATE_PATIENCE = 3
+#: Embedding collapse: effective rank below this share of its first measurement.
+COLLAPSE_SHARE, COLLAPSE_ROWS = 0.5, 2048
+#: A tensor's ratio more than UPDATE_JUMP x its own median over its last UPDATE_HISTORY healthy
+#: samples is out of band too (Adam at lr x100 on one layer stays inside the absolute band).
+UPDATE_JUMP, UPDATE_HISTORY = 10.0, 8
 #: Monitor codes (added to the doctor's vocabulary for training).
 MONITOR_CODES = ("train.nonfinite", "train.divergence", "train.plateau", "train.warmup",
-                 "train.epoch_cliff", "units.dying", "update.ratio")
+                 "train.epoch_cliff", "units.dying", "update.ratio", "embedding.collapse")
 
 
 class TrainingDiverged(RuntimeError):
@@ -262,6 +266,9 @@ class Monitor:
         self.last_good_step: int | None = None
         self._active: dict[tuple[str, str], Finding] = {}
         self._update_strikes: dict[str, int] = {}
+        self._ratio_history: dict[str, list[float]] = {}
+        self._erank0: dict[str, float] = {}
+        self._data_checked = False
         self._facts: dict[str, LayerFacts] = structural_facts(self.model)
         self._traced = False
         self._example = example_inputs
@@ -488,7 +495,7 @@ class Monitor:
         if gnorm is not None:
             self.scalars["grad_norm"] = gnorm
         new += self._loss_findings(gnorm)
-        new += self._update_findings()
+        new += self._update_findings(grads)
         for s in self.sinks:
             s.write(self.steps, dict(self.scalars))
         return new
@@ -529,38 +536,68 @@ class Monitor:
                 ev))
         return [f for f in out if f is not None]
 
-    def _update_findings(self) -> list[Finding]:
+    def _ratios(self) -> dict[str, float]:
+        """||W_after - W_before|| / ||W_before|| per sampled tensor: float32 norms on the device
+        (one fused call each), divided in float64 on the host."""
+        params = dict(self.model.named_parameters())
+        names = [n for n, b in self._before.items() if n in params]
+        if not names:
+            return {}
+        with torch.no_grad():
+            before = [self._before[n] for n in names]
+            after = [params[n].detach() for n in names]
+            deltas = torch._foreach_norm(torch._foreach_sub(after, before))
+            norms = torch._foreach_norm(before)
+            pairs = torch.stack([torch.stack([d.double(), w.double()])
+                                 for d, w in zip(deltas, norms)]).tolist()
+        return {n: d / w for n, (d, w) in zip(names, pairs) if w > 0}
+
+    def _update_findings(self, grads: dict[str, float]) -> list[Finding]:
         if self._before is None or self._optimizer is None:
             return []
         lo, hi = UPDATE_BAND[_family(self._optimizer)]
-        out = []
-        with torch.no_grad():
-            params = dict(self.model.named_parameters())
-            ratios = {}
-            for n, b in self._before.items():
-                w = float(b.double().norm())
-                if w > 0 and n in params:
-                    ratios[n] = float((params[n].detach().double() - b.double()).norm()) / w
+        ratios = self._ratios()
         self._before = None
+        out = []
         for n, r in ratios.items():
             self.scalars[f"update_ratio/{n}"] = r
-        bad = {n: r for n, r in ratios.items() if r > hi or (0 < r < lo)}
-        for n in list(self._update_strikes):
-            if n not in bad:
-                self._update_strikes.pop(n)
-        for n, r in bad.items():
+            hist = self._ratio_history.setdefault(n, [])
+            typical = sorted(hist)[len(hist) // 2] if len(hist) >= UPDATE_HISTORY // 2 else None
+            reason = None
+            if r > hi:
+                reason = "above"
+            elif r == 0.0 and grads.get(n, 0.0) > 0:
+                reason = "frozen"  # a gradient, but the step did not move it at all
+            elif 0 < r < lo:
+                reason = "below"
+            elif typical is not None and typical > 0 and r > UPDATE_JUMP * typical:
+                reason = "jump"
+            if reason is None:
+                self._update_strikes.pop(n, None)
+                hist.append(r)
+                del hist[:-UPDATE_HISTORY]
+                continue
             self._update_strikes[n] = self._update_strikes.get(n, 0) + 1
-            if self._update_strikes[n] == UPDATE_PATIENCE:
-                big = r > hi
-                out.append(self._finding(
-                    "update.ratio", "warning", n, self.steps,
-                    f"||dW|| / ||W|| = {r:.3g} on {UPDATE_PATIENCE} sampled steps in a row "
-                    f"(expected {lo:g} to {hi:g} for {self._optimizer.name})",
-                    "Each step should move a weight by a small fraction of itself: ~1e-3 for "
-                    "SGD (Karpathy 2019); adaptive optimizers move ~lr per element.",
-                    "Lower the learning rate of this tensor's group." if big else
-                    "Raise the learning rate, or check that this parameter is in the "
-                    "optimizer and not frozen.", {"ratio": r, "band": [lo, hi]}))
+            if self._update_strikes[n] != UPDATE_PATIENCE:
+                continue
+            expected = (f"{UPDATE_JUMP:g}x above its own median {typical:.3g} of the last "
+                        f"sampled steps" if reason == "jump" else f"expected {lo:g} to {hi:g} "
+                        f"for {self._optimizer.name}")
+            if reason == "frozen":
+                evidence = (f"the step did not move it at all on {UPDATE_PATIENCE} sampled steps "
+                            f"in a row although its gradient norm is {grads.get(n, 0.0):.3g}")
+            else:
+                evidence = (f"||dW|| / ||W|| = {r:.3g} on {UPDATE_PATIENCE} sampled steps in a "
+                            f"row ({'not ' if reason == 'jump' else ''}{expected})")
+            fix = ("Lower the learning rate of this tensor's group." if reason in ("above", "jump")
+                   else "Check that this parameter is in the optimizer with a non-zero learning "
+                        "rate and not frozen by mistake." if reason == "frozen" else
+                   "Raise the learning rate, or check that this parameter is in the optimizer.")
+            out.append(self._finding(
+                "update.ratio", "warning", n, self.steps, evidence,
+                "Each step should move a weight by a small, steady fraction of itself: ~1e-3 for "
+                "SGD (Karpathy 2019); adaptive optimizers move ~lr per element.", fix,
+                {"ratio": r, "band": [lo, hi], "reason": reason, "typical": typical}))
         return [f for f in out if f is not None]
 
     def _nonfinite(self, bad_loss: bool, bad_grad: bool) -> list[Finding]:
@@ -595,7 +632,8 @@ class Monitor:
         self._facts, self._traced = facts, source == "graph"
 
     def _arm(self) -> None:
-        if not self._traced and self._capture is None and self._example is None:
+        if self._capture is None and ((not self._traced and self._example is None)
+                                      or not self._data_checked):
             def grab(module: nn.Module, args: tuple, kwargs: dict) -> None:
                 self._captured = (args, kwargs)
 
@@ -614,21 +652,22 @@ class Monitor:
         self._disarm()
         if not p.order:
             return []  # the model did not run between arming and this step
+        # the update ratios come from the cheap tier (float32 norms on the device); the float64
+        # per-tensor statistics of measure.update_stats cost a full pass over every table
         updates = None
-        if self._before is not None:
-            params = dict(self.model.named_parameters())
-            in_opt = {id(q) for g in self._optimizer.param_groups for q in g["params"]}
-            grads = {n: q.grad for n, q in params.items()}
-            updates = update_stats(params, self._before, grads, in_opt)
         m = from_training_step(self.model, p, facts, output=outputs, targets=targets,
                                optimizer=self._optimizer, updates=updates, step=self.steps)
         new = []
+        stalled = self.steps - self.plateau.best_step >= self.plateau.patience // 2
         for f in run_checks(m, self.registry, preset=self.checks, phase="train"):
+            if f.check == "units.saturated" and not stalled:
+                continue  # trained tanh nets saturate while the loss still falls: not a fault
             g = self._finding(f.check, f.severity, f.where, self.steps, f.evidence, f.why, f.fix,
                               f.metrics, fix_code=f.fix_code)
             if g is not None:
                 new.append(g)
         new += self._dying(p, facts)
+        new += self._collapse(facts)
         if self.repair_policy is not None:
             self._repair(facts, p)
         if self._capture is not None and self._captured is not None:
@@ -637,9 +676,63 @@ class Monitor:
             args, kwargs = self._captured
             self._captured = None
             inputs = args[0] if len(args) == 1 and not kwargs else (kwargs or args)
-            with contextlib.suppress(Exception):  # facts stay structural if it cannot trace
-                self._trace(inputs)
+            if not self._data_checked:
+                new += self._data_checks(p, facts, inputs)
+            if not self._traced:
+                with contextlib.suppress(Exception):  # facts stay structural if no trace
+                    self._trace(inputs)
         return new
+
+    def _data_checks(self, p: Probe, facts: dict[str, LayerFacts], inputs: Any) -> list[Finding]:
+        """Once, on the first scheduled step: the doctor's data checks on the user's batch (a
+        sparse first layer drawn at the wrong scale is visible only against its input)."""
+        self._data_checked = True
+        if not isinstance(self.registry, CheckRegistry):
+            return []
+        checks = [c for c in self.registry.checks_for(preset=self.checks, phase="init")
+                  if all(code.startswith("data.") for code in c.codes)]
+        try:
+            m = from_training_step(self.model, p, facts, inputs=inputs, step=self.steps)
+        except (TypeError, ValueError):  # inputs the profiler cannot read: no data checks
+            return []
+        out = []
+        for f in run_checks(m, checks, preset=self.checks, phase="init"):
+            g = self._finding(f.check, f.severity, f.where, self.steps, f.evidence, f.why, f.fix,
+                              f.metrics, fix_code=f.fix_code)
+            if g is not None:
+                out.append(g)
+        return out
+
+    def _collapse(self, facts: dict[str, LayerFacts]) -> list[Finding]:
+        """Embedding collapse: a table's effective rank (Roy & Vetterli 2007: exp of the entropy
+        of its normalized singular values, on up to COLLAPSE_ROWS rows) below COLLAPSE_SHARE of
+        the first value measured."""
+        out = []
+        for name, f in facts.items():
+            if f.kind not in ("embedding", "embedding_bag") or f.weight is None:
+                continue
+            w = f.weight.detach()
+            if w.shape[0] > COLLAPSE_ROWS:
+                g = torch.Generator().manual_seed(0)
+                w = w[torch.randperm(w.shape[0], generator=g)[:COLLAPSE_ROWS].to(w.device)]
+            sv = torch.linalg.svdvals(w.double())
+            q = sv / sv.sum().clamp_min(1e-300)
+            erank = float(torch.exp(-(q * q.clamp_min(1e-300).log()).sum()))
+            self._pending_scalars[f"effective_rank/{name}"] = erank
+            first = self._erank0.setdefault(name, erank)
+            if erank < COLLAPSE_SHARE * first:
+                out.append(self._finding(
+                    "embedding.collapse", "warning", name, self.steps,
+                    f"effective rank {erank:.3g} of {min(w.shape)} dimensions, down from "
+                    f"{first:.3g} at the first measurement (expected >= {COLLAPSE_SHARE:.0%} "
+                    f"of it)",
+                    "When every embedding row moves into a few directions the table stops "
+                    "telling ids apart (dimensional collapse, Jing et al. 2022, "
+                    "arXiv:2110.09348; Guo et al. 2023, arXiv:2310.04400 for recommenders).",
+                    "Lower the table's learning rate, add weight decay or a normalization on "
+                    "the embeddings, or check the interaction layer for a shortcut.",
+                    {"effective_rank": erank, "first": first}))
+        return [x for x in out if x is not None]
 
     def _dying(self, p: Probe, facts: dict[str, LayerFacts]) -> list[Finding]:
         active = {n: p.stats[n].zmax > 0 for n, f in facts.items()

@@ -169,9 +169,12 @@ def test_debug_shows_the_traceback_of_the_factory(results):
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_prints_one_line_and_exits_130(work):
     env = dict(os.environ, NO_COLOR="1")
+    # a suite started in the background by a non-interactive shell inherits SIGINT ignored;
+    # give the child the default disposition so Python installs its KeyboardInterrupt handler
     proc = subprocess.Popen([sys.executable, "-m", "initwise", "doctor", "model.py:slow",
                              "--data", "data.svm"], cwd=work, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout.readline().strip() == "ready"
         proc.send_signal(signal.SIGINT)
