@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import inspect
 import json
 import os
 import statistics
@@ -313,10 +314,14 @@ def stat_costs(name: str, reps: int) -> dict[str, float]:
 
     out["update copy"] = _median_us(copy_before, reps)
 
+    # since e58eff9 the compare also takes the sync's gradient norms
+    upd_args = (mon._grad_norms(None),) if "grads" in inspect.signature(
+        mon._update_findings).parameters else ()
+
     def compare() -> None:
         copy_before()
         t0 = time.thread_time()
-        mon._update_findings()
+        mon._update_findings(*upd_args)
         compare.t.append(time.thread_time() - t0)  # type: ignore[attr-defined]
 
     compare.t = []  # type: ignore[attr-defined]
