@@ -384,7 +384,8 @@ FAULTS = [
     Fault("bad_update_ratio", setup_mlp_groups, 600, 1400, ("update.ratio",),
           lambda st, _: _set_lr(st.opt, 100.0, [1])),
     Fault("sparse_misscale", lambda s: setup_bag(s, table_std=1.0), 0, 1400,
-          ("signal.exploding", "units.saturated", "units.dead"), twin=setup_bag),
+          ("data.sparse_fan_in", "signal.exploding", "units.saturated", "units.dead"),
+          twin=setup_bag),
     Fault("embedding_collapse", setup_bag, 600, 1400, ("embedding.collapse",), inject_rank1),
     Fault("epoch2_cliff", setup_ctr_epochs, 157, 2 * 156, ("train.epoch_cliff",)),
 ]
