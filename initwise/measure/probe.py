@@ -126,6 +126,7 @@ def probe(
     input_stats: Mapping[str, bool] | None = None,
     stop_after: Mapping[str, int] | None = None,
     post: bool = True,
+    when: Callable[[], bool] | None = None,
 ) -> Iterator[Probe]:
     """Hook ``layers`` of ``model`` for the body; always remove the hooks.
 
@@ -137,6 +138,9 @@ def probe(
             always; dense columns when ``columns`` is true). Default None.
         stop_after: ``{name: calls}``: raise :class:`StopForward` after that many calls.
         post: also keep the moments of ``phi(z)`` where the activation is known. Default True.
+        when: a predicate evaluated at each layer call; calls for which it is false are not
+            measured (a monitor measures training forwards only, not an evaluation forward run
+            between two steps). Default None: every call.
 
     Yields:
         The :class:`Probe`, filled as the model runs.
@@ -153,6 +157,8 @@ def probe(
                 p.reads_input.add(name)
 
         def out_hook(mod: nn.Module, args: tuple, output: Any) -> None:
+            if when is not None and not when():
+                return
             if name not in p.calls:
                 p.calls[name] = 0
             p.calls[name] += 1

@@ -640,7 +640,13 @@ class Monitor:
             self._capture = self.model.register_forward_pre_hook(grab, with_kwargs=True)
         self._disarm()
         self._stack = contextlib.ExitStack()
-        self._probe = self._stack.enter_context(probe(self.model, self._facts, post=False))
+        self._probe = self._stack.enter_context(probe(self.model, self._facts, post=False,
+                                                      when=self._training_forward))
+
+    def _training_forward(self) -> bool:
+        """Only forwards that train are measured (grad enabled, model in train mode): an
+        evaluation forward between two steps is not the step's batch."""
+        return torch.is_grad_enabled() and self.model.training
 
     def _disarm(self) -> None:
         if self._stack is not None:

@@ -254,3 +254,26 @@ def test_an_embedding_table_collapsing_to_rank_one_is_flagged():
     assert found and found[0].where == "emb" and 60 <= found[0].step <= 80
     assert found[0].metrics["effective_rank"] < 2.0 < found[0].metrics["first"]
     mon.close()
+
+
+def test_an_evaluation_forward_between_steps_is_not_measured():
+    x, y = _task()
+    net = _mlp()
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    mon = Monitor(net, every=10, sync_every=5)
+    _train(net, mon, opt, 9, x=x, y=y)  # the probe is armed for step 10
+    assert mon._probe is not None
+    net.eval()
+    with torch.no_grad():
+        net(torch.full((7, 16), -100.0))  # an evaluation forward: not the training batch
+    net.train()
+    assert mon._probe.order == []
+    out = net(x[:64])
+    loss = F.cross_entropy(out, y[:64])
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    p = mon._probe
+    mon.step(loss=loss, optimizer=opt)
+    assert p.stats["0"].count == 64
+    mon.close()
