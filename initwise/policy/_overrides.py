@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from fnmatch import fnmatchcase
 from typing import Any
 
 import torch
@@ -21,19 +20,12 @@ from initwise.policy._types import (
     get_policy,
     policies,
 )
+from initwise.select import ModuleRules
 from initwise.state import rng_devices, seeded_rng
 
 __all__ = ["Overrides"]
 
 _SPECIAL = ("skip", "reset_parameters")
-
-
-def _glob_match(name: str, pattern: str) -> bool:
-    """``pattern`` matches the module or one of its ancestors (an override covers a subtree)."""
-    parts = name.split(".") if name else []
-    return any(fnmatchcase(".".join(parts[:i]), pattern) for i in range(1, len(parts) + 1)) or (
-        fnmatchcase(name, pattern)
-    )
 
 
 def _accepts_generator(fn: Callable[..., Any]) -> bool:
@@ -58,23 +50,14 @@ def tensor_scheme_fill(fn: Callable[..., Any], devices: list[int]) -> Callable[.
     return fill
 
 
-class Overrides:
-    """Validated overrides; the first matching entry (in the order given) wins."""
+class Overrides(ModuleRules):
+    """Validated overrides (:class:`initwise.select.ModuleRules`: a key covers its subtree, the
+    first matching entry in the order given wins, a key matching nothing is refused)."""
 
     def __init__(self, overrides: Mapping[Any, Any] | None, model: nn.Module) -> None:
-        self.items: list[tuple[Any, Any]] = []
-        self._modules = dict(model.named_modules())
-        if overrides is None:
-            return
-        if not isinstance(overrides, Mapping):
-            raise TypeError(
-                f"overrides: expected a dict {{name glob or module type: scheme}}, got "
-                f"{type(overrides).__name__}."
-            )
-        names = [n for n, _ in model.named_modules()]
         valid = [*SCHEME_NAMES, *_SPECIAL, *policies()]
-        for key, value in overrides.items():
-            self._check_key(key, model, names)
+
+        def check(key: Any, value: Any) -> None:
             if isinstance(value, str) and value not in valid:
                 raise ValueError(
                     f"overrides[{key!r}]: unknown scheme or policy {value!r}; valid: {valid}, "
@@ -85,25 +68,8 @@ class Overrides:
                     f"overrides[{key!r}]: expected a scheme/policy name or a callable, got "
                     f"{type(value).__name__}."
                 )
-            self.items.append((key, value))
 
-    @staticmethod
-    def _check_key(key: Any, model: nn.Module, names: list[str]) -> None:
-        if isinstance(key, str):
-            if not any(_glob_match(n, key) for n in names):
-                shown = ", ".join(repr(n) for n in names[1:8])
-                raise ValueError(
-                    f"overrides: {key!r} matches no module name (names look like {shown}); "
-                    f"use a qualified module name or a glob such as 'encoder.*'."
-                )
-        elif isinstance(key, type) and issubclass(key, nn.Module):
-            if not any(isinstance(m, key) for m in model.modules()):
-                raise ValueError(f"overrides: the model contains no {key.__name__} module.")
-        else:
-            raise TypeError(
-                f"overrides: keys must be module-name globs (str) or nn.Module types, got "
-                f"{key!r}."
-            )
+        super().__init__(overrides, model, option="overrides", check_value=check)
 
     @property
     def needs_graph(self) -> bool:
@@ -120,22 +86,6 @@ class Overrides:
             elif not isinstance(value, str):
                 return True  # a tensor scheme: the rest of the module follows "auto"
         return False
-
-    def match(self, name: str, module: nn.Module) -> tuple[Any, Any] | None:
-        """The first ``(key, value)`` whose glob matches ``name`` or one of its ancestors, or
-        whose type ``module`` or one of its ancestors is (an override covers a subtree)."""
-        for key, value in self.items:
-            hit = _glob_match(name, key) if isinstance(key, str) else self._is_in(name, module, key)
-            if hit:
-                return key, value
-        return None
-
-    def _is_in(self, name: str, module: nn.Module, key: type) -> bool:
-        if isinstance(module, key):
-            return True
-        parts = name.split(".") if name else []
-        return any(isinstance(self._modules.get(".".join(parts[:i])), key)
-                   for i in range(len(parts)))
 
     def decide(self, hit: tuple[Any, Any], name: str, module: nn.Module,
                ctx: PolicyContext) -> Any:
