@@ -18,15 +18,10 @@ from initwise.measure import own_bias as bias_of
 from initwise.measure import own_weight as weight_of
 from initwise.schemes.fans import fans
 
-__all__ = ["CALIBRATED_KINDS", "bias_of", "fan_in", "n_lookup_rows", "unit_axis", "unit_dim",
+__all__ = ["CALIBRATED_KINDS", "bias_of", "fan_in", "n_lookup_rows", "unit_axis",
            "weight_of"]
 
 CALIBRATED_KINDS = ("linear", "conv", "conv_transpose", "embedding", "embedding_bag", "bilinear")
-
-
-def unit_dim(kind: str) -> int:
-    """The output dimension that indexes units: 1 for convolutions, else -1."""
-    return 1 if kind in ("conv", "conv_transpose") else -1
 
 
 def unit_axis(module: nn.Module, weight: torch.Tensor, n_units: int) -> int | None:

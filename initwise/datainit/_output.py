@@ -25,8 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from initwise.datainit._layers import CALIBRATED_KINDS, bias_of, unit_axis, unit_dim, weight_of
-from initwise.measure import all_reduce_sum, dist_active
+from initwise.datainit._layers import CALIBRATED_KINDS, bias_of, unit_axis, weight_of
+from initwise.measure import all_reduce_sum, dist_active, unit_dim
 from initwise.modelio import call_model, compute_loss, extract_logits
 
 __all__ = ["LOSS_BUDGET", "SORTED_ENTROPY", "TargetStats", "calibrate_output", "head_params",
@@ -222,7 +222,7 @@ def calibrate_output(model: nn.Module, batches: list, graph: Any, spec: Any,
         return "", [f"init: output layer {head.name!r} was left as it is ({keep[head.name]}); "
                     f"the label prior was not set."]
     w = weight_of(head.module)
-    udim = unit_dim(head.kind)
+    udim = unit_dim(head.module, head.kind)
     bias = bias_of(head.module, n_out)
     tied = any(weight_of(n.module) is w for n in graph.layers if n is not head)
     pairs, direct = _capture(model, batches, head)

@@ -34,6 +34,7 @@ from initwise.measure.facts import (
     own_bias,
     own_weight,
     structural_facts,
+    unit_dim,
 )
 from initwise.measure.passes import UpdateTracker, from_training_step, measure, update_stats
 from initwise.measure.probe import LOOKUP_KINDS, Probe, StopForward, probe, run_forward
@@ -52,5 +53,5 @@ __all__ = [
     "Measurements", "Probe", "SparseInputStats", "StopForward", "UnitStats", "UpdateTracker",
     "all_reduce_sum", "dist_active", "facts_from_graph", "from_training_step", "layer_facts",
     "measure", "own_bias", "own_weight", "probe", "profile_inputs", "run_forward", "sparse_values",
-    "structural_facts", "update_stats",
+    "structural_facts", "unit_dim", "update_stats",
 ]

@@ -24,11 +24,13 @@ from torch import nn
 from initwise import graph as graph_mod
 from initwise.activations import ActivationFacts, activation_facts
 from initwise.graph import ModelGraph, activation_of_module, layer_kind, norm_name
+from initwise.layers import layer_type
 from initwise.modelio import call_model
 from initwise.state import COPY_LIMIT, guarded
 
 __all__ = [
     "LayerFacts", "facts_from_graph", "layer_facts", "own_bias", "own_weight", "structural_facts",
+    "unit_dim",
 ]
 
 #: Norms that normalize over channels in dimension 1 (their units are channels).
@@ -79,8 +81,7 @@ class LayerFacts:
         """The unit dimension of one concrete output ``y`` (0 for a 1-D output)."""
         if y.dim() <= 1:
             return 0
-        return self.unit_dim if self.unit_dim == -1 or y.dim() > 2 or self.kind != "norm" \
-            else -1
+        return -1 if self.kind == "norm" and y.dim() == 2 else self.unit_dim  # (N, C): last
 
 
 def own_weight(module: nn.Module) -> torch.Tensor | None:
@@ -97,12 +98,14 @@ def own_bias(module: nn.Module, n_units: int) -> torch.Tensor | None:
     return None
 
 
-def _unit_dim(kind: str, module: nn.Module) -> int:
-    if kind in ("conv", "conv_transpose"):
-        return 1
-    if kind == "norm" and norm_name(module) in _CHANNEL_FIRST_NORMS:
-        return 1
-    return -1
+def unit_dim(module: nn.Module, kind: str) -> int:
+    """The output dimension that indexes ``module``'s units: channel-first norms 1, else the
+    layer registry's ``unit_dim`` (:func:`initwise.layers.layer_type`: 1 for convolutions),
+    else -1 (the last dimension)."""
+    if kind == "norm":
+        return 1 if norm_name(module) in _CHANNEL_FIRST_NORMS else -1
+    t = layer_type(module)
+    return t.unit_dim if t is not None and t.unit_dim is not None else -1
 
 
 def _place_activations(records: list[LayerFacts]) -> list[LayerFacts]:
@@ -132,7 +135,7 @@ def facts_from_graph(graph: ModelGraph) -> dict[str, LayerFacts]:
             if node.activation else None
         records.append(LayerFacts(
             name=node.name, module=node.module, kind=node.kind, order=node.order,
-            calls=node.calls, unit_dim=_unit_dim(node.kind, node.module), activation=act,
+            calls=node.calls, unit_dim=unit_dim(node.module, node.kind), activation=act,
             act=act, followed_by_norm=node.followed_by_norm, residual=bool(node.residual),
             is_output=bool(node.is_output), reads_input="<input>" in node.parents,
             parents=tuple(node.parents)))
@@ -150,7 +153,7 @@ def structural_facts(model: nn.Module) -> dict[str, LayerFacts]:
         kind = layer_kind(module)
         if kind is not None:
             records[name] = LayerFacts(name=name, module=module, kind=kind, order=order,
-                                       unit_dim=_unit_dim(kind, module))
+                                       unit_dim=unit_dim(module, kind))
     for parent_name, parent in model.named_modules():
         if not isinstance(parent, nn.Sequential):
             continue
