@@ -151,3 +151,12 @@ class MonitorAdapter:
     def _warn(self, msg: str) -> None:
         if self._rank_zero:
             warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+
+def framework_class(name: str, adapter: type, base: type, module: str) -> type:
+    """The public callback class: ``adapter``'s behaviour on the framework's ``base`` class,
+    named ``name`` in ``module`` (built when first accessed, so the framework is imported only
+    then)."""
+    cls = type(name, (adapter, base), {"__doc__": adapter.__doc__, "__module__": module})
+    cls.__qualname__ = name
+    return cls

@@ -50,7 +50,7 @@ from typing import Any
 
 import torch
 
-from initwise.monitor._adapters import MonitorAdapter
+from initwise.monitor._adapters import MonitorAdapter, framework_class
 
 __all__ = ["STATE_FILE", "InitwiseTrainerCallback"]  # noqa: F822 (built by __getattr__)
 
@@ -178,12 +178,7 @@ def _build() -> type:
     if not hasattr(TrainerCallback, "on_optimizer_step"):  # the monitor steps there
         raise ImportError(_NEEDS + " (this transformers has no on_optimizer_step hook)")
 
-    class InitwiseTrainerCallback(_TrainerAdapter, TrainerCallback):
-        __doc__ = _TrainerAdapter.__doc__
-
-    InitwiseTrainerCallback.__module__ = __name__
-    InitwiseTrainerCallback.__qualname__ = "InitwiseTrainerCallback"
-    return InitwiseTrainerCallback
+    return framework_class("InitwiseTrainerCallback", _TrainerAdapter, TrainerCallback, __name__)
 
 
 def __getattr__(name: str) -> Any:

@@ -40,7 +40,7 @@ from typing import Any
 
 import torch
 
-from initwise.monitor._adapters import MonitorAdapter
+from initwise.monitor._adapters import MonitorAdapter, framework_class
 
 __all__ = ["InitwiseCallback"]  # noqa: F822 (built by __getattr__)
 
@@ -166,12 +166,7 @@ def _build() -> type:
             "(lightning.pytorch): pip install 'initwise[lightning]'. In a plain loop use "
             "initwise.Monitor directly.") from e
 
-    class InitwiseCallback(_LightningAdapter, Callback):
-        __doc__ = _LightningAdapter.__doc__
-
-    InitwiseCallback.__module__ = __name__
-    InitwiseCallback.__qualname__ = "InitwiseCallback"
-    return InitwiseCallback
+    return framework_class("InitwiseCallback", _LightningAdapter, Callback, __name__)
 
 
 def __getattr__(name: str) -> Any:
