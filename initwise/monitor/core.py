@@ -115,10 +115,10 @@ class MonitorReport:
 
 class JointOptimizer:
     """Several optimizers seen as one (e.g. Adam on the dense layers + SparseAdam on a table):
-    the union of their ``param_groups`` and ``state``; ``optimizers`` lists them.
+    the union of their ``param_groups``; ``optimizers`` lists them.
 
     Checks read ``param_groups`` (which parameters are optimized, their learning rates); the
-    repair resets each optimizer's own state.
+    repair resets each optimizer's own state (:func:`initwise.monitor.repair.repair_units`).
     """
 
     def __init__(self, optimizers: list[Any]) -> None:
@@ -138,17 +138,6 @@ class JointOptimizer:
     @property
     def param_groups(self) -> list[dict[str, Any]]:
         return [g for o in self.optimizers for g in o.param_groups]
-
-    @property
-    def state(self) -> dict[Any, Any]:
-        merged: dict[Any, Any] = {}
-        for o in self.optimizers:
-            merged.update(o.state)
-        return merged
-
-    @property
-    def defaults(self) -> dict[str, Any]:
-        return self.optimizers[0].defaults
 
     @property
     def name(self) -> str:
