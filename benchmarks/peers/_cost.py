@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 #: ``loss_fn(output, target) -> scalar tensor``
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -72,3 +73,13 @@ def check_positive(who: str, **values: float) -> None:
     for key, val in values.items():
         if not val > 0:
             raise ValueError(f"{who}: {key} must be > 0, got {val!r}.")
+
+
+def double_backward_attention() -> object:
+    """Context: attention on PyTorch's math kernel, the one with a double backward.
+
+    GradInit and MetaInit differentiate through gradients; the fused CPU flash-attention kernel
+    of ``scaled_dot_product_attention`` has no derivative of its backward, the math kernel (same
+    function) has.
+    """
+    return sdpa_kernel([SDPBackend.MATH])

@@ -30,13 +30,21 @@ Reference:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from ._cost import Batch, Cost, LossFn, PeerResult, check_positive, cycle_batches
+from ._cost import (
+    Batch,
+    Cost,
+    LossFn,
+    PeerResult,
+    check_positive,
+    cycle_batches,
+    double_backward_attention,
+)
 
 _ALGS = ("sgd", "adam")
 
@@ -117,7 +125,24 @@ def gradinit(model: nn.Module, batches: Iterable[Batch], *, loss_fn: LossFn, see
     base = {n: p.detach().clone() for n, p in named}
     scales = torch.ones(len(named), requires_grad=True)
     opt = torch.optim.Adam([scales], lr=lr)
-    n_iter, constrained = max(1, round(iters * budget)), 0
+    n_iter = max(1, round(iters * budget))
+    with double_backward_attention():
+        constrained = _loop(model, data, base, scales, opt, cost, n_iter=n_iter, alg=alg,
+                            eta=eta, gamma=gamma, min_scale=min_scale, grad_clip=grad_clip,
+                            loss_fn=loss_fn)
+    with torch.no_grad():
+        for s, (n, p) in zip(scales, named):
+            p.copy_(s * base[n])
+    final = dict(zip(base, scales.detach().tolist()))
+    return cost.result(iterations=n_iter, constraint_steps=constrained, scales=final)
+
+
+def _loop(model: nn.Module, data: Iterator[Batch], base: dict[str, torch.Tensor],
+          scales: torch.Tensor, opt: torch.optim.Optimizer, cost: Cost, *, n_iter: int,
+          alg: str, eta: float, gamma: float, min_scale: float, grad_clip: float,
+          loss_fn: LossFn) -> int:
+    """GradInit's iterations (see the module docstring); returns the constraint-step count."""
+    constrained = 0
     for _ in range(n_iter):
         theta = {n: s * w for s, (n, w) in zip(scales, base.items())}
         _, g = _grads(model, theta, next(data), loss_fn, create_graph=True)
@@ -138,8 +163,4 @@ def gradinit(model: nn.Module, batches: Iterable[Batch], *, loss_fn: LossFn, see
         opt.step()
         with torch.no_grad():
             scales.clamp_(min=min_scale)
-    with torch.no_grad():
-        for s, (n, p) in zip(scales, named):
-            p.copy_(s * base[n])
-    final = dict(zip(base, scales.detach().tolist()))
-    return cost.result(iterations=n_iter, constraint_steps=constrained, scales=final)
+    return constrained

@@ -19,7 +19,10 @@ package is imported inside its wrapper, so this module imports without them.
   puts the orthonormal side on the wrong axis: through a DKS-tanh MLP with alternating widths
   128 / 48 the q value alternates ~0.51 / ~1.35 instead of staying at 1. Workaround: call it on
   the transposed view, ``scaled_uniform_orthogonal_(w.transpose(0, 1))``, which writes the
-  correct ``[out, in]`` SUO sample into ``w`` (q stays ~1).
+  correct ``[out, in]`` SUO sample into ``w`` (q stays ~1). Same on Delta conv banks: the
+  q ratio out / in of a 3x3 conv called as documented was 0.333 (8 -> 24 channels) and 2.997
+  (24 -> 8), on the transposed view 1.000 and 0.998. Its Delta path indexes with a list, which
+  torch warns will change meaning in a later release (a UserWarning, still correct on 2.13).
 * :func:`zero_package_init` -- ``zero-init`` 0.3, ``ZerO_Init(layer)`` on every layer (Linear and
   Conv2d only; its Hadamard branch is ``hadamard(2^m) / 2^(m/2)``, same as
   :func:`peers.zeroinit.zero_matrix`).
@@ -33,7 +36,15 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-from ._cost import Batch, Cost, LossFn, PeerResult, check_positive, cycle_batches
+from ._cost import (
+    Batch,
+    Cost,
+    LossFn,
+    PeerResult,
+    check_positive,
+    cycle_batches,
+    double_backward_attention,
+)
 
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -102,7 +113,7 @@ def gradinit_package(model: nn.Module, batches: Iterable[Batch], *, loss_fn: Los
     cost = Cost("gradinit_package")
     data = cycle_batches(batches, "gradinit_package")
     last = float("nan")
-    with GradInitWrapper(model) as ginit:
+    with GradInitWrapper(model) as ginit, double_backward_attention():
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         for _ in range(steps):
             x, y = next(data)

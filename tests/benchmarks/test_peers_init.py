@@ -61,6 +61,7 @@ def test_fixup_conv_branch_std_uses_fan_in_and_m():
     expected = (5 / 3) / math.sqrt(8 * 9) * 3 ** -0.5  # tanh gain, fan_in 8*3*3, L=3, m=2
     assert first.std().item() == pytest.approx(expected, rel=0.08)
     assert all(torch.count_nonzero(b.layers[1].weight) == 0 for b in net.blocks)
+    assert torch.count_nonzero(net(torch.randn(2, 1, 8, 8))) == 0  # zero head
 
 
 @pytest.mark.parametrize("post_act", [True, False])
@@ -167,7 +168,8 @@ def test_zero_expanding_layer_is_a_scaled_hadamard_block():
 
 def test_zero_matches_the_zero_init_package():
     pytest.importorskip("zero_init")
-    mine = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
+    mine = nn.Sequential(nn.Conv2d(3, 6, 3), nn.ReLU(), nn.Conv2d(6, 2, 3), nn.Flatten(),
+                         nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
     theirs = copy.deepcopy(mine)
     zeroinit.zero_init(mine)
     packages.zero_package_init(theirs)
@@ -313,6 +315,35 @@ def test_dks_sampler_called_as_documented_breaks_q_on_nonsquare_layers():
     qs = _dks_q_per_layer(call_on_transpose=False)
     assert qs[0] == pytest.approx(17 / 96, rel=0.1)  # expanding layer: q times in / out
     assert qs[2] == pytest.approx(qs[1] * 40 / 96, rel=0.1) and max(qs[::2]) < 0.5
+
+
+def test_dks_wrapper_conv_banks_are_delta_suo_in_torch_layout():
+    pytest.importorskip("dks")
+    up, down = nn.Conv2d(8, 24, 3), nn.Conv2d(24, 8, 3)
+    packages.dks_init(nn.Sequential(up, down), seed=0)
+    for conv in (up, down):
+        centre = conv.weight[:, :, 1, 1]
+        assert torch.count_nonzero(conv.weight) == torch.count_nonzero(centre)
+    torch.testing.assert_close(up.weight[:, :, 1, 1].T @ up.weight[:, :, 1, 1],
+                               3 * torch.eye(8))  # orthonormal columns x sqrt(24 / 8)
+    torch.testing.assert_close(down.weight[:, :, 1, 1] @ down.weight[:, :, 1, 1].T,
+                               torch.eye(8))  # orthonormal rows, no rescale
+
+
+# --- double backward through attention ------------------------------------------------------
+
+def test_gradinit_and_metainit_run_through_attention():
+    """Regression: the fused CPU attention kernel has no double backward."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 11, (32, 6), generator=g)
+    batches = [(x[:16], x[:16, 0] % 3), (x[16:], x[16:, 0] % 3)]
+    for fn, kw in [(gradinit.gradinit, {"iters": 2, "alg": "adam"}),
+                   (metainit.metainit, {"steps": 2, "lr": 0.01})]:
+        model = tfixup.TinyTransformer(11, 16, 2, 2, 3)
+        before = model.layers[0].linear1.weight.detach().clone()
+        res = fn(model, batches, loss_fn=F.cross_entropy, **kw)
+        assert res.forward_passes >= 2
+        assert not torch.equal(model.layers[0].linear1.weight, before)
 
 
 # --- the common signature ------------------------------------------------------------------
