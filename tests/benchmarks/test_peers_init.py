@@ -205,6 +205,30 @@ def test_gradinit_lowers_the_lookahead_loss_and_keeps_scales_above_min(alg, eta)
     assert (res.forward_passes, res.backward_passes) == (2 * n - c, 2 * n)
 
 
+@pytest.mark.parametrize("alg", ["sgd", "adam"])
+def test_lookahead_loss_matches_a_plain_optimizer_step(alg):
+    batches = _task()
+    model = _mlp(2.0)
+    fast = gradinit.lookahead_loss(model, batches[0], batches[1], loss_fn=F.cross_entropy,
+                                   alg=alg, eta=0.1)
+    twin = copy.deepcopy(model)
+    F.cross_entropy(twin(batches[0][0]), batches[0][1]).backward()
+    gnorm = torch.sqrt(sum((p.grad ** 2).sum() for p in twin.parameters()))
+    with torch.no_grad():
+        for p in twin.parameters():
+            p -= 0.1 * (p.grad.sign() if alg == "adam" else p.grad / gnorm)
+        slow = F.cross_entropy(twin(batches[1][0]), batches[1][1]).item()
+    assert fast == pytest.approx(slow, rel=1e-5)
+
+
+def test_gradinit_learns_one_scale_per_tensor():
+    model = _mlp(4.0)
+    w0 = {n: p.detach().clone() for n, p in model.named_parameters()}
+    res = gradinit.gradinit(model, _task(), loss_fn=F.cross_entropy, iters=5, lr=0.05)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), w0[n] * res.notes["scales"][n])
+
+
 def test_gradinit_rejects_unknown_alg():
     with pytest.raises(ValueError, match="alg"):
         gradinit.gradinit(_mlp(1.0), _task(), loss_fn=F.cross_entropy, alg="rmsprop")
