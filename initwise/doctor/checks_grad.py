@@ -59,9 +59,11 @@ def check_grad_none(ctx: Measurements) -> Iterable[Finding]:
 
 
 def _grad_chain(ctx: Measurements) -> list[tuple[str, float]]:
-    # A zero-initialized layer (zero head, SkipInit/Fixup branch ends) blocks the gradient to
-    # the layers before it at step 0 by design: their zero gradients are not a finding.
-    zero_init = any(s.weight_norm == 0.0 for s in ctx.layers if s.kind in GRAD_KINDS)
+    # A zero-initialized layer (zero head, SkipInit/Fixup branch ends, a residual block's last
+    # norm with scale 0 as in timm/torchvision ResNets, Goyal et al. 2017) blocks the gradient
+    # to the layers before it at step 0 by design: their zero gradients are not a finding.
+    zero_init = any(s.weight_norm == 0.0 for s in ctx.layers
+                    if s.kind in GRAD_KINDS or s.kind == "norm")
     out = []
     for s in ctx.layers:
         if s.kind not in GRAD_KINDS or s.grad_norm is None or not s.weight_norm:
