@@ -409,8 +409,9 @@ def label_shift(output: Any, logits: torch.Tensor, targets: torch.Tensor) -> int
     seq2seq models (T5, BART) and per-position taggers score them aligned. The rule, in order:
 
     1. the output carries the model's own finite scalar ``.loss`` (it was called with the
-       labels): the alignment whose cross-entropy reproduces it (relative :data:`OWN_LOSS_RTOL`)
-       -- the model itself says how it scores;
+       labels): the one alignment whose cross-entropy reproduces it (relative
+       :data:`OWN_LOSS_RTOL`) -- the model itself says how it scores (when both do, as for
+       near-uniform logits, rule 2 decides);
     2. else the output's class: a name containing :data:`CAUSAL_OUTPUT` (Hugging Face's causal
        LM outputs) is shifted; anything else (``MaskedLMOutput``, ``Seq2SeqLMOutput``, a
        tensor, a dict, a tuple) is not.
@@ -431,13 +432,13 @@ def label_shift(output: Any, logits: torch.Tensor, targets: torch.Tensor) -> int
         return 0
     own = getattr(output, "loss", None)
     if isinstance(own, torch.Tensor) and own.numel() == 1 and bool(torch.isfinite(own)):
-        ref = float(own.detach())
+        ref, z, t = float(own.detach()), logits.detach().float(), targets.to(logits.device)
         with torch.no_grad():
-            for shift in (0, 1):
-                spec = LossSpec("ce", -1, True, shift)
-                got = float(compute_loss(spec, logits.detach().float(), targets.to(logits.device)))
-                if math.isclose(got, ref, rel_tol=OWN_LOSS_RTOL, abs_tol=1e-6):
-                    return shift
+            fits = [shift for shift in (0, 1) if math.isclose(
+                float(compute_loss(LossSpec("ce", -1, True, shift), z, t)), ref,
+                rel_tol=OWN_LOSS_RTOL, abs_tol=1e-6)]
+        if len(fits) == 1:
+            return fits[0]
     return 1 if CAUSAL_OUTPUT in type(output).__name__ else 0
 
 

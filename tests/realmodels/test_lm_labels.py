@@ -149,6 +149,17 @@ def test_the_models_own_loss_decides_the_alignment(shift):
     assert float(compute_loss(spec, out.logits, x)) == pytest.approx(float(out.loss), abs=1e-6)
 
 
+def test_an_own_loss_both_alignments_reproduce_leaves_it_to_the_output_class():
+    logits, y = torch.zeros(2, 5, V), _ids(6, (2, 5))  # uniform logits: log V either way
+    own = torch.tensor(math.log(V))
+
+    class CausalLMOutputWithPast(SimpleNamespace):
+        pass
+
+    assert label_shift(CausalLMOutputWithPast(logits=logits, loss=own), logits, y) == 1
+    assert label_shift(SimpleNamespace(logits=logits, loss=own), logits, y) == 0
+
+
 def test_without_an_output_sequence_targets_are_aligned():
     logits, y = torch.zeros(2, 5, V), _ids(5, (2, 5))
     assert infer_loss(logits, y).shift == 0
