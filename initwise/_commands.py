@@ -312,7 +312,7 @@ def run_init(args: Any, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     import copy
 
-    from initwise.datainit import init
+    from initwise.autoinit import init
     from initwise.report import render_terminal
 
     check_out(args.out)  # before any work

@@ -20,6 +20,7 @@ from initwise.datainit._output import (
     head_params,
     representative,
 )
+from initwise.datainit._respect import respect_layers
 from initwise.datainit._walk import WalkConfig, calibrate_layers
 from initwise.graph import check_materialized, trace
 from initwise.initreport import InitReport, LossCalibration
@@ -334,7 +335,8 @@ def _run(model: nn.Module, cal: list, loss: str | None, opts: _Options, target: 
     report = apply(model, opts.policy, generator=gen, on_unknown=opts.on_unknown, graph=graph,
                    overrides=opts.overrides, include_frozen=opts.include_frozen,
                    atomic=False)  # init's own guard restores the model on error
-    report.policy = opts.policy
+    if not report.policy_reason:
+        report.policy = opts.policy
     report.warnings = [w for w in report.warnings if w not in graph.warnings]
     buffers = _buffer_values(model)  # as the structural init left them
     try:
@@ -368,7 +370,8 @@ def _calibrate(model: nn.Module, cal: list, spec: Any, source: str, n_out: int,
                          max_iters, float(tol), opts.on_unknown, gen, keep=opts.keep)
         if target == "critical":
             cfg.critical_rms = critical_rms
-        st = calibrate_layers(model, cal, graph, cfg)
+        walk = respect_layers if report.policy == "respect" else calibrate_layers
+        st = walk(model, cal, graph, cfg)
         report.layers = st.layers
         report.warnings.extend(st.added)
         report.warnings.extend(graph.warnings)
@@ -383,21 +386,25 @@ def _calibrate(model: nn.Module, cal: list, spec: Any, source: str, n_out: int,
         warns = [warn] if warn else []
         head = head_params(graph)
         mid, _, _, _ = _loss_pass(model, cal, spec.kind)
-        note, more = calibrate_output(model, cal, graph, spec, ts, n_out, keep=opts.keep)
-        warns += more
+        head_res = calibrate_output(model, cal, graph, spec, ts, n_out, keep=opts.keep)
+        note = head_res.note
+        warns += head_res.warnings
         after, _, _, _ = _loss_pass(model, cal, spec.kind)
-        if after > max(mid, ts.prior_loss() * (1 + LOSS_BUDGET)) + 1e-9:
+        if after > max(mid, ts.fitted_prior_loss() * (1 + LOSS_BUDGET)) + 1e-9:
             # never worse than the head it replaced and the prior band: keep that one (rule 8)
             with torch.no_grad():
                 for p, value in head:
                     p.copy_(value)
             warns.append(f"init: the label-prior head raised the calibration loss from "
-                         f"{mid:.4g} to {after:.4g} (label prior {ts.prior_loss():.4g}); the "
+                         f"{mid:.4g} to {after:.4g} (label prior "
+                         f"{ts.fitted_prior_loss():.4g}); the "
                          f"head was left as the structural init set it.")
             after, note = mid, "head left as initialized (the label prior raised the loss)"
+            head_res.expected = head_res.held_out = None
         report.warnings.extend(warns)
         emit.extend(warns)
-    report.loss = LossCalibration(spec.kind, before, after, ts.prior_loss(), source)
+    report.loss = LossCalibration(spec.kind, before, after, ts.prior_loss(), source,
+                                  held_out=head_res.held_out, expected=head_res.expected)
     if note and report.layers:
         for lc in report.layers:
             if graph.layers and lc.module == _head_name(graph):
