@@ -20,9 +20,9 @@
   stay within the band, below the prior too: a head whose logits track those labels (a
   loaded or lucky head: on raw breast_cancer deep nets started 20-50 % below the prior) is
   knowledge the label-prior start is meant to rule out. The head is shrunk by bisection just
-  far enough for both: a shrunken head slows learning (FINDINGS 1). For MSE each output's fluctuation is set to ``LOSS_BUDGET * Var(y_k)`` (grown
-  or shrunk), growth capped at ``std(y_k)``: the factor standardizing the targets would have
-  implied.
+  far enough for both: a shrunken head slows learning (FINDINGS 1). For MSE each output's
+  fluctuation is set to ``LOSS_BUDGET * Var(y_k)`` (grown or shrunk), growth capped at
+  ``std(y_k)``: the factor standardizing the targets would have implied.
 * reported: the loss on the calibration rows, the expected loss above, and a held-out loss
   (:func:`held_out_loss`: bias refitted on one half of the calibration batches, scored on the
   other, both ways).
