@@ -323,7 +323,7 @@ def run_init(args: Any, out: TextIO | None = None) -> int:
     before = copy.deepcopy(model) if args.html else None
     # seed= (not a Generator made here): the same draws, and the report shows the seed.
     report = init(model, iter(batches), loss=args.loss, policy=args.policy, batches=len(batches),
-                  seed=args.seed)
+                  seed=args.seed, verbose=False if args.quiet else None)
     fmt = save_state_dict(model, args.out)
     print(render_terminal(report, color=_color(out)), file=out)
     print(f"saved the initialized weights to {args.out} ({fmt})", file=out)

@@ -70,6 +70,7 @@ def init(
     on_unknown: str = "warn",
     max_iters: int = 10,
     tol: float = 0.05,
+    verbose: bool | None = None,
 ) -> InitReport:
     """Initialize ``model`` for ``data``: :func:`initwise.datainit.init` (same arguments, same
     rules, same report), except that ``policy="auto"`` on a known library's model is decided
@@ -86,7 +87,7 @@ def init(
     """
     options = dict(loss=loss, target=target, batches=batches, generator=generator, seed=seed,
                    overrides=overrides, calibrate=calibrate, include_frozen=include_frozen,
-                   on_unknown=on_unknown, max_iters=max_iters, tol=tol)
+                   on_unknown=on_unknown, max_iters=max_iters, tol=tol, verbose=verbose)
     if policy != "auto" or not isinstance(model, nn.Module) or model_library(model) is None \
             or get_policy("auto").name != "auto":
         return datainit_init(model, data, policy=policy, **options)

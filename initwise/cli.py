@@ -100,6 +100,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    "init (default 0)")
     p.add_argument("--json", metavar="OUT.json", help="also write the report as JSON")
     p.add_argument("--html", metavar="OUT.html", help="also write a self-contained HTML report")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on standard error "
+                   "(by default work that takes more than 2 s says what it is doing)")
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:

@@ -44,6 +44,7 @@ from initwise.modelio import (
 )
 from initwise.options import check_on_unknown, resolve_generator
 from initwise.policy import apply
+from initwise.progress import Progress, check_verbose
 from initwise.select import ModuleRules
 from initwise.state import guarded, preserve_rng
 from initwise.theory.criticality import critical_point
@@ -241,6 +242,7 @@ def init(
     on_unknown: str = "warn",
     max_iters: int = 10,
     tol: float = 0.05,
+    verbose: bool | None = None,
 ) -> InitReport:
     """Initialize ``model`` for ``data``: structural init, then calibration on real batches.
 
@@ -274,6 +276,9 @@ def init(
             calibrate (recurrent, attention, custom parametrized modules).
         max_iters: maximum calibration adjustments per layer (default 10).
         tol: relative tolerance on the pre-activation RMS (default 0.05).
+        verbose: progress on standard error (:mod:`initwise.progress`): ``None`` (default)
+            only for work that takes more than a couple of seconds, ``True`` always,
+            ``False`` never.
 
     Returns:
         An :class:`~initwise.InitReport` with ``params`` (structural init), ``layers`` (one
@@ -294,14 +299,17 @@ def init(
         True
     """
     _validate(model, loss, target, batches, on_unknown, max_iters, tol, include_frozen)
+    check_verbose(verbose, "init")
     keep = _not_calibrated(model, overrides, calibrate, include_frozen)
+    progress = Progress("init", verbose)
     with preserve_rng(), guarded(model, restore="on_error", rng=False):
         gen, seed = _generator(generator, seed)  # derived from the caller's RNG, not advanced
         cal = _prepare(data, batches, model_device(model))  # a loader may draw: inside the guard
-        opts = _Options(policy, overrides, include_frozen, keep, on_unknown)
+        opts = _Options(policy, overrides, include_frozen, keep, on_unknown, progress)
         report, emit = _run(model, cal, loss, opts, target, gen, max_iters, tol)
         report.seed = seed
         _broadcast(model)
+    progress.done()
     for msg in emit:
         warnings.warn(msg, UserWarning, stacklevel=2)
     return report
@@ -314,6 +322,7 @@ class _Options:
     include_frozen: bool
     keep: dict[str, str]
     on_unknown: str
+    progress: Progress
 
 
 def _run(model: nn.Module, cal: list, loss: str | None, opts: _Options, target: Any,
@@ -324,6 +333,7 @@ def _run(model: nn.Module, cal: list, loss: str | None, opts: _Options, target: 
     # the forwards before the structural init change nothing: custom buffers the user's
     # forward updates (a step counter, an EMA) are put back by the guard (buffers are copied,
     # parameters only version-checked: a no_grad forward does not write them)
+    opts.progress.phase("tracing the model on the calibration batches")
     with guarded(model, restore="always", copy_limit=0, grads=False, rng=False), \
             calibration_mode(model):
         before, spec, source, n_out = _loss_pass(model, cal, loss, first=True)
@@ -332,6 +342,7 @@ def _run(model: nn.Module, cal: list, loss: str | None, opts: _Options, target: 
         graph = trace(model, cal[0][0])
     early = [w for w in (output_warning(source, "init"),
                          loss_warning(spec, [t for _, t in cal], "init")) if w]
+    opts.progress.phase("structural init")
     report = apply(model, opts.policy, generator=gen, on_unknown=opts.on_unknown, graph=graph,
                    overrides=opts.overrides, include_frozen=opts.include_frozen,
                    atomic=False)  # init's own guard restores the model on error
@@ -371,6 +382,10 @@ def _calibrate(model: nn.Module, cal: list, spec: Any, source: str, n_out: int,
         if target == "critical":
             cfg.critical_rms = critical_rms
         walk = respect_layers if report.policy == "respect" else calibrate_layers
+        opts.progress.phase(f"calibrating {len(graph.layers)} layers"
+                            + (" (policy 'respect': measure, fix what is flagged)"
+                               if walk is respect_layers else ""))
+        cfg.progress = opts.progress
         st = walk(model, cal, graph, cfg)
         report.layers = st.layers
         report.warnings.extend(st.added)
@@ -385,6 +400,7 @@ def _calibrate(model: nn.Module, cal: list, spec: Any, source: str, n_out: int,
                                   [t for _, t in cal], n_out)
         warns = [warn] if warn else []
         head = head_params(graph)
+        opts.progress.phase("output layer at the label prior")
         mid, _, _, _ = _loss_pass(model, cal, spec.kind)
         head_res = calibrate_output(model, cal, graph, spec, ts, n_out, keep=opts.keep)
         note = head_res.note

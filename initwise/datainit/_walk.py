@@ -62,6 +62,7 @@ class WalkConfig:
     generator: torch.Generator
     critical_rms: Any = None  # activation name -> sqrt(q*) or None (target="critical")
     keep: dict[str, str] = field(default_factory=dict)  # module name -> why it is left alone
+    progress: Any = None  # initwise.progress.Progress: step(i, n, name) per layer
 
 
 @dataclass
@@ -290,7 +291,9 @@ def calibrate_layers(model: nn.Module, batches: list, graph: Any, cfg: WalkConfi
     st = WalkState(sequence_tables=sequence_tables(graph))
     facts = facts_from_graph(graph)
     n_res = sum(1 for n in graph.layers if n.residual and n.kind in CALIBRATED_KINDS)
-    for node in graph.layers:
+    for i, node in enumerate(graph.layers):
+        if cfg.progress is not None:
+            cfg.progress.step(i + 1, len(graph.layers), node.name)
         w = weight_of(node.module)
         if node.name in cfg.keep:
             rms = _rms(w) if w is not None else 0.0
