@@ -74,7 +74,8 @@ REFUSED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "unknown --policy": (
         (*INIT, "--data", "data.svm", "--out", "never2.pt", "--policy", "kaiming_he"),
         ("--policy: unknown policy 'kaiming_he'",
-         "choose one of auto, critical, torch, xavier, kaiming, lecun, orthogonal",
+         "choose one of auto, generic, respect, critical, torch, xavier, kaiming, lecun, "
+         "orthogonal",
          "initwise.policy.register_policy")),
     # 8. pickles are refused, never loaded
     "pickled .npy": (
