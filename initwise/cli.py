@@ -54,7 +54,8 @@ targets, y or class, or a last column of 2..20 distinct integers next to real-va
 
 # The policies initwise registers (tests/bad_inputs/test_cli.py checks this against the
 # registry); a MODEL file may register more, which --policy then accepts too.
-BUILTIN_POLICIES = ("auto", "critical", "torch", "xavier", "kaiming", "lecun", "orthogonal")
+BUILTIN_POLICIES = ("auto", "generic", "respect", "critical", "torch", "xavier", "kaiming", "lecun",
+                    "orthogonal")
 
 
 class _Parser(argparse.ArgumentParser):
