@@ -4,7 +4,10 @@ Every component that asks "what is this layer?" -- the graph tracers, :func:`ini
 the policies of :func:`initwise.apply`, :func:`initwise.init` and the doctor -- asks
 :func:`layer_type` / :func:`layer_kind`. torch's layer types (``nn.Linear``, ``ConvNd``,
 ``ConvTransposeNd``, ``Embedding``, ``EmbeddingBag``, ``Bilinear``, the RNNs and cells,
-``MultiheadAttention``, the norms) and ``initwise.nn.SparseLinear`` are its built-in entries;
+``MultiheadAttention``, the norms), ``initwise.nn.SparseLinear`` and, by qualified class name
+(looked up without importing transformers), Hugging Face's ``Conv1D`` (GPT-2's projections:
+kind ``"linear"``, weight ``(in, out)``, units along axis 1) and its RMS norms (Llama, Mistral,
+Mixtral, Qwen2/3, Phi-3, T5/MT5 ``LayerNorm``: kind ``"norm"``) are its built-in entries;
 :func:`register_layer` adds yours (or replaces one, ``overwrite=True``), :func:`unregister_layer`
 removes it and the built-in entry is in force again.
 
@@ -169,6 +172,19 @@ def _conv_fans(m: _ConvNd, name: str) -> Fans:
     return Fans(m.in_channels // g * rf, _avg_taps(k, s, m.out_channels // g), rf)
 
 
+def _transposed_linear_fans(m: nn.Module, name: str) -> Fans:
+    """A dense layer storing its weight as ``(in, out)``, ``y = x W + b`` (Hugging Face
+    ``Conv1D``, GPT-2's projections): fan-in ``weight.shape[0]``, fan-out ``weight.shape[1]``."""
+    if name not in ("weight", "bias"):
+        raise unknown_param(m, name, ["weight", "bias"])
+    w = m._parameters.get("weight")
+    if not isinstance(w, torch.Tensor) or w.dim() != 2:
+        raise ValueError(
+            f"initwise: {type(m).__name__}.weight should be a 2-D (in, out) tensor; got "
+            f"{None if w is None else tuple(w.shape)}. {REMEDY}")
+    return Fans(int(w.shape[0]), int(w.shape[1]), 1)
+
+
 def _embedding_fans(m: nn.Embedding | nn.EmbeddingBag, name: str) -> Fans:
     if name != "weight":
         raise unknown_param(m, name, ["weight"])
@@ -322,10 +338,22 @@ _BUILTIN: dict[type, LayerType] = {t.cls: t for t in (
     _builtin(nn.RNNCellBase, "rnn", _rnn_fans, _gate_blocks),
     *(_builtin(t, "norm") for t in _NORMS),
 )}
-#: initwise's own layer types, by qualified class name: initwise.nn imports the schemes, which
-#: import this registry, so these classes cannot be imported here (the entry gets its cls on lookup)
+#: Hugging Face RMS norms (``weight`` initialized to ones, no bias, ``y = weight * x / rms(x)``),
+#: checked in transformers 5.x. Not Gemma's: its ``weight`` is an offset (``1 + weight``, zeros).
+_HF_RMS_NORMS = (
+    "llama.modeling_llama.LlamaRMSNorm", "mistral.modeling_mistral.MistralRMSNorm",
+    "mixtral.modeling_mixtral.MixtralRMSNorm", "qwen2.modeling_qwen2.Qwen2RMSNorm",
+    "qwen3.modeling_qwen3.Qwen3RMSNorm", "phi3.modeling_phi3.Phi3RMSNorm",
+    "t5.modeling_t5.T5LayerNorm", "mt5.modeling_mt5.MT5LayerNorm",
+)
+#: Layer types by qualified class name, so that their modules are never imported here (the entry
+#: gets its cls on lookup): initwise's own (initwise.nn imports the schemes, which import this
+#: registry) and other libraries' (``import initwise`` must not import transformers).
 _BUILTIN_BY_NAME: dict[str, LayerType] = {
     "initwise.nn.sparse_linear.SparseLinear": _builtin(nn.Module, "linear", None, None, -1, 1),
+    "transformers.pytorch_utils.Conv1D": _builtin(nn.Module, "linear", _transposed_linear_fans,
+                                                  None, -1, 1),
+    **{f"transformers.models.{name}": _builtin(nn.Module, "norm") for name in _HF_RMS_NORMS},
 }
 _USER: dict[type, LayerType] = {}
 

@@ -15,14 +15,22 @@ Batch forms (``split_batch``):
 Model outputs (``extract_logits``): a tensor; an object with ``.logits`` (Hugging Face
 ``ModelOutput``); a dict (its ``"logits"`` entry, else its first tensor); a tuple or list (its first
 tensor). The source is returned as text so reports can say which output was used.
+
+Scoring as the model does (``infer_loss(..., output=)``, :func:`label_shift`): a causal language
+model given ``{"input_ids": x, "labels": x}`` shifts internally -- its logits at position ``t``
+are scored against ``labels[:, t + 1]`` -- while a masked LM, a seq2seq model (T5, BART: their
+logits are aligned with ``labels``) and a classifier are scored unshifted. Labels ``-100`` are
+ignored, as Hugging Face does. A seq2seq model called without decoder inputs gets them from its
+labels the way it would itself (``split_batch(batch, model)``).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from os import PathLike
 from typing import Any
 
@@ -34,8 +42,10 @@ from torch import nn
 
 __all__ = [
     "AMBIGUOUS",
+    "CAUSAL_OUTPUT",
     "LOSS_KINDS",
     "MIN_ROWS",
+    "OWN_LOSS_RTOL",
     "LossSpec",
     "call_model",
     "check_batch",
@@ -49,7 +59,9 @@ __all__ = [
     "iter_batches",
     "loss_warning",
     "label_prior_loss",
+    "label_shift",
     "model_device",
+    "scored",
     "output_warning",
     "select_output",
     "split_batch",
@@ -88,8 +100,16 @@ def _is_pair(batch: Any) -> bool:
     )
 
 
-def split_batch(batch: Any) -> tuple[Any, Any | None]:
+def split_batch(batch: Any, model: nn.Module | None = None) -> tuple[Any, Any | None]:
     """Split a batch into ``(inputs, targets)``; targets is ``None`` when the batch has none.
+
+    Args:
+        batch: one batch, in a form of the module docstring.
+        model: the model the inputs are for (optional). Given, a dict batch with ``"labels"``
+            and no decoder inputs, for a model that builds its decoder inputs from its labels
+            (Hugging Face seq2seq: ``prepare_decoder_input_ids_from_labels``, T5 and BART),
+            gets ``decoder_input_ids`` built that way: what the model does itself when it is
+            called with ``labels``, which initwise scores outside the model.
 
     Raises:
         TypeError: if the batch is none of the documented forms.
@@ -101,7 +121,7 @@ def split_batch(batch: Any) -> tuple[Any, Any | None]:
     if isinstance(batch, Mapping):
         if "labels" in batch:
             inputs = {k: v for k, v in batch.items() if k != "labels"}
-            return inputs, batch["labels"]
+            return _decoder_inputs(model, inputs, batch["labels"]), batch["labels"]
         return batch, None
     if is_tensor_like(batch):
         return batch, None
@@ -109,6 +129,14 @@ def split_batch(batch: Any) -> tuple[Any, Any | None]:
         f"batch: expected (inputs, targets), inputs alone (tensor, ndarray, torch.sparse, "
         f"scipy.sparse) or a dict of those; got {type(batch).__name__}. {_batch_hint(batch)}"
     )
+
+
+def _decoder_inputs(model: nn.Module | None, inputs: dict[str, Any], labels: Any) -> dict:
+    prepare = getattr(model, "prepare_decoder_input_ids_from_labels", None)
+    if not callable(prepare) or not isinstance(labels, torch.Tensor) \
+            or "decoder_input_ids" in inputs or "decoder_inputs_embeds" in inputs:
+        return inputs
+    return {**inputs, "decoder_input_ids": prepare(labels=labels)}
 
 
 def _batch_hint(batch: Any) -> str:
@@ -286,11 +314,14 @@ class LossSpec:
             ``"bce"`` (per-output sigmoid cross-entropy) or ``"mse"``.
         class_dim: the logits dimension that holds classes/outputs.
         inferred: True when initwise inferred the kind from the targets.
+        shift: ``1`` for a causal LM that shifts its labels internally (logits ``[:, :-1]``
+            scored against targets ``[:, 1:]``, :func:`label_shift`), else ``0``.
     """
 
     kind: str
     class_dim: int = -1
     inferred: bool = False
+    shift: int = 0
 
 
 def _ce_class_dim(logits: torch.Tensor, targets: torch.Tensor) -> int:
@@ -305,19 +336,31 @@ def _ce_class_dim(logits: torch.Tensor, targets: torch.Tensor) -> int:
     )
 
 
-def infer_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str | None = None) -> LossSpec:
+def infer_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str | None = None, *,
+               output: Any = None) -> LossSpec:
     """Infer (or validate) the loss from the logits and targets.
 
     Integer targets with one dimension fewer than the logits mean cross-entropy; targets shaped
     like the logits with values in {0, 1} mean BCE (multi-label); other float targets mean MSE.
+    Cross-entropy on sequences is shifted as the model shifts it (:func:`label_shift`).
 
     Args:
         logits: the model's logits.
         targets: the batch's targets (tensor).
         loss: ``None`` to infer, or one of ``"ce"``, ``"bce"``, ``"mse"`` to validate.
+        output: the model output the logits came from (default ``None``: scored unshifted);
+            it tells whether the model is a causal LM scoring its labels shifted.
 
     Raises:
         ValueError: for an unknown loss name or targets that cannot fit the logits.
+
+    Example:
+        >>> logits, labels = torch.zeros(2, 5, 7), torch.zeros(2, 5, dtype=torch.long)
+        >>> class CausalLMOutput(dict):  # stands for Hugging Face's output of a causal LM
+        ...     pass
+        >>> infer_loss(logits, labels).shift, infer_loss(logits, labels,
+        ...                                             output=CausalLMOutput()).shift
+        (0, 1)
     """
     if loss is not None and loss not in LOSS_KINDS:
         raise ValueError(f"loss: unknown loss {loss!r}; valid values are {LOSS_KINDS} or None.")
@@ -339,7 +382,9 @@ def infer_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str | None = N
     else:
         inferred = False
     if loss == "ce":
-        return LossSpec("ce", _ce_class_dim(logits, targets), inferred)
+        spec = LossSpec("ce", _ce_class_dim(logits, targets), inferred)
+        shift = label_shift(output, logits, targets) if spec.class_dim == -1 else 0
+        return replace(spec, shift=shift) if shift else spec
     if targets.numel() != logits.numel():
         raise ValueError(
             f"targets: {loss} needs targets with as many elements as the logits "
@@ -348,10 +393,75 @@ def infer_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str | None = N
     return LossSpec(loss, -1, inferred)
 
 
+#: A model output's class name holding this marks a causal LM (Hugging Face's
+#: ``CausalLMOutput``, ``CausalLMOutputWithPast``, ``...WithCrossAttentions``,
+#: ``MoeCausalLMOutputWithPast``, ``MambaCausalLMOutput``...).
+CAUSAL_OUTPUT = "CausalLM"
+#: How close (relative) a candidate alignment's loss must be to the model's own ``.loss``.
+OWN_LOSS_RTOL = 1e-4
+
+
+def label_shift(output: Any, logits: torch.Tensor, targets: torch.Tensor) -> int:
+    """How the model aligns its sequence logits with its labels: ``1`` shifted, ``0`` not.
+
+    A causal language model given ``labels`` scores ``logits[:, :-1]`` against
+    ``labels[:, 1:]`` (it shifts internally: Hugging Face's ``ForCausalLMLoss``); masked LMs,
+    seq2seq models (T5, BART) and per-position taggers score them aligned. The rule, in order:
+
+    1. the output carries the model's own finite scalar ``.loss`` (it was called with the
+       labels): the alignment whose cross-entropy reproduces it (relative :data:`OWN_LOSS_RTOL`)
+       -- the model itself says how it scores;
+    2. else the output's class: a name containing :data:`CAUSAL_OUTPUT` (Hugging Face's causal
+       LM outputs) is shifted; anything else (``MaskedLMOutput``, ``Seq2SeqLMOutput``, a
+       tensor, a dict, a tuple) is not.
+
+    Only sequence cross-entropy can be shifted: logits ``(B, T, V)`` with targets ``(B, T)``,
+    ``T >= 2``; anything else is ``0``.
+
+    Args:
+        output: the model output (or ``None``).
+        logits: the logits taken from it.
+        targets: the labels.
+
+    Returns:
+        ``1`` or ``0``.
+    """
+    if output is None or logits.dim() < 3 or tuple(targets.shape) != tuple(logits.shape[:-1]) \
+            or targets.shape[-1] < 2 or targets.is_floating_point():
+        return 0
+    own = getattr(output, "loss", None)
+    if isinstance(own, torch.Tensor) and own.numel() == 1 and bool(torch.isfinite(own)):
+        ref = float(own.detach())
+        with torch.no_grad():
+            for shift in (0, 1):
+                spec = LossSpec("ce", -1, True, shift)
+                got = float(compute_loss(spec, logits.detach().float(), targets.to(logits.device)))
+                if math.isclose(got, ref, rel_tol=OWN_LOSS_RTOL, abs_tol=1e-6):
+                    return shift
+    return 1 if CAUSAL_OUTPUT in type(output).__name__ else 0
+
+
+def scored(spec: LossSpec, logits: torch.Tensor | None, targets: torch.Tensor
+           ) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The ``(logits, targets)`` the loss compares: shifted for a causal LM (``spec.shift``).
+
+    Example:
+        >>> _, t = scored(LossSpec("ce", shift=1), None, torch.tensor([[5, 6, 7]]))
+        >>> t.tolist()
+        [[6, 7]]
+    """
+    if not spec.shift:
+        return logits, targets
+    return (None if logits is None else logits[..., :-spec.shift, :],
+            targets[..., spec.shift:])
+
+
 def compute_loss(spec: LossSpec, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The mean loss of ``logits`` against ``targets`` under ``spec`` (CE ignores index -100)."""
+    """The mean loss of ``logits`` against ``targets`` under ``spec`` (CE ignores index -100;
+    a causal LM's targets shifted: :func:`scored`)."""
     if spec.kind == "ce":
         check_targets(spec, logits, targets)
+        logits, targets = scored(spec, logits, targets)
         if spec.class_dim == 1:
             return F.cross_entropy(logits, targets.long(), ignore_index=-100)
         return F.cross_entropy(
@@ -369,8 +479,11 @@ def label_prior_loss(spec: LossSpec, targets: torch.Tensor, n_outputs: int) -> f
     * ce: the entropy of the class frequencies (classes never seen contribute nothing);
     * bce: the mean over outputs of the binary entropy of each output's positive rate;
     * mse: the mean over outputs of the variance of each target column.
+
+    The targets a causal LM scores (``spec.shift``: the first position of each row is never a
+    target) are those counted.
     """
-    t = torch.as_tensor(targets).detach().cpu()
+    t = scored(spec, None, torch.as_tensor(targets).detach().cpu())[1]
     if spec.kind == "ce":
         flat = t.reshape(-1).long()
         flat = flat[flat != -100]

@@ -39,6 +39,7 @@ from initwise.modelio import (
     loss_warning,
     model_device,
     output_warning,
+    scored,
     split_batch,
     to_torch,
 )
@@ -147,12 +148,13 @@ def _not_calibrated(model: nn.Module, overrides: Any, calibrate: Any,
     return out
 
 
-def _prepare(data: Any, n: int, device: torch.device) -> list[tuple[Any, Any]]:
+def _prepare(data: Any, n: int, device: torch.device,
+             model: nn.Module | None = None) -> list[tuple[Any, Any]]:
     """The calibration batches as torch (sparse stays sparse), each checked
     (:func:`initwise.modelio.check_batch`: finite, at least two rows)."""
     out = []
     for i, batch in enumerate(iter_batches(data, n)):
-        inputs, targets = split_batch(batch)
+        inputs, targets = split_batch(batch, model)
         inputs = to_torch(inputs, device)
         targets = None if targets is None else to_torch(targets)
         check_batch(inputs, targets, f"init: batch {i}")
@@ -179,11 +181,12 @@ def _loss_pass(model: nn.Module, batches: list, loss: str | None,
             if targets is None:
                 continue
             t = targets.to(logits.device)
-            spec = spec or infer_loss(logits, t, loss)
+            spec = spec or infer_loss(logits, t, loss, output=out)
             if first:
                 check_targets(spec, logits, t, f"init: batch {i}: targets")
             n_out = logits.shape[spec.class_dim]
-            n = float((t != -100).sum()) if spec.kind == "ce" else float(t.numel())
+            n = float((scored(spec, None, t)[1] != -100).sum()) if spec.kind == "ce" \
+                else float(t.numel())
             if n:
                 tot += float(compute_loss(spec, logits.float(), t)) * n
             cnt += n
@@ -304,7 +307,8 @@ def init(
     progress = Progress("init", verbose)
     with preserve_rng(), guarded(model, restore="on_error", rng=False):
         gen, seed = _generator(generator, seed)  # derived from the caller's RNG, not advanced
-        cal = _prepare(data, batches, model_device(model))  # a loader may draw: inside the guard
+        # a loader may draw: inside the guard
+        cal = _prepare(data, batches, model_device(model), model)
         opts = _Options(policy, overrides, include_frozen, keep, on_unknown, progress)
         report, emit = _run(model, cal, loss, opts, target, gen, max_iters, tol)
         report.seed = seed

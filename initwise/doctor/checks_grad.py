@@ -6,6 +6,7 @@ Thresholds are calibrated in ``benchmarks/DOCTOR.md``; each docstring quotes its
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Iterable
 
@@ -18,7 +19,7 @@ from initwise.doctor.fixes import DATAINIT_SNIPPET, INIT_FIX, depth_fix
 from initwise.measure import Measurements
 from initwise.theory import max_trainable_depth
 
-__all__ = ["GRAD_CHECKS"]
+__all__ = ["GRAD_CHECKS", "depth_role"]
 
 GRAD_KINDS = ("linear", "conv", "conv_transpose", "bilinear")
 GRAD_VANISH, GRAD_EXPLODE = 1e-3, 1e3
@@ -81,11 +82,50 @@ def _body(ctx: Measurements, chain: list[tuple[str, float]]) -> list[tuple[str, 
     return [c for c in chain if c[0] not in outs]
 
 
+_INDEX = re.compile(r"\d+")
+
+
+def depth_role(name: str) -> str:
+    """A layer's role in a stack of repeated blocks: its name with every index run as ``#``.
+
+    Example:
+        >>> depth_role("bert.encoder.layer.11.attention.self.query"), depth_role("net.4")
+        ('bert.encoder.layer.#.attention.self.query', 'net.#')
+    """
+    return _INDEX.sub("#", name)
+
+
+def _by_depth(chain: list[tuple[str, float]]) -> list[list[tuple[str, float]]]:
+    """The chain split into same-role layers at increasing depth (:func:`depth_role`); the
+    whole chain when no role repeats (a network without repeated blocks)."""
+    roles: dict[str, list[tuple[str, float]]] = {}
+    for item in chain:
+        roles.setdefault(depth_role(item[0]), []).append(item)
+    groups = [g for g in roles.values() if len(g) >= 2]
+    return groups or [chain]
+
+
+def _worst(groups: list[list[tuple[str, float]]]) -> tuple[tuple, tuple]:
+    """((layer, ratio, later layer) of the worst vanishing, and of the worst exploding, ratio)."""
+    worst_v, worst_e = (None, 1.0, None), (None, 1.0, None)
+    for group in groups:
+        for i, (name, value) in enumerate(group[:-1]):
+            hi = max(group[i + 1:], key=lambda t: t[1])
+            lo = min(group[i + 1:], key=lambda t: t[1])
+            if hi[1] > 0 and value / hi[1] < worst_v[1]:
+                worst_v = (name, value / hi[1], hi[0])
+            if lo[1] > 0 and value / lo[1] > worst_e[1]:
+                worst_e = (name, value / lo[1], lo[0])
+    return worst_v, worst_e
+
+
 def check_grad_scale(ctx: Measurements) -> Iterable[Finding]:
     """grad.vanishing / grad.exploding: relative weight gradients ||dL/dW|| / ||W|| by depth.
 
     Ratio of a layer's relative gradient to the largest (vanishing) / smallest (exploding)
-    relative gradient of any LATER layer of the body. Healthy zoo setups measure within
+    relative gradient of a LATER layer of the body in the same role (:func:`depth_role`: the
+    same place in a repeated block, ``encoder.layer.#.attention.self.query``; every layer of an
+    ``nn.Sequential``; the whole body when no role repeats). Healthy zoo setups measure within
     [0.0435, 16.3] (5 seeds); 15 sigmoid layers (Xavier) 7.9e-10, sigma_w = 3 tanh at depth 30
     3.1e3. Thresholds 1e-3 and 1e3. All-zero gradients are an error unless a zero-initialized layer
     explains them.
@@ -110,6 +150,17 @@ def check_grad_scale(ctx: Measurements) -> Iterable[Finding]:
     0.11) although every body ratio was >= 0.72. A too-large head (logits x 100) read as
     ``grad.exploding`` the same way. A wrong head scale is ``output.logit_scale`` /
     ``loss.init_mismatch``'s business.
+
+    Layers in different roles are not compared for the same reason: a layer's relative gradient
+    carries a factor of its place in the block besides the decay through depth. An attention
+    query's (key's) gradient passes through the score ``q k^T / sqrt(d)`` and scales with the
+    key's (query's) weights, and through the values: with BERT's N(0, 0.02) it is ~1e-4 x the
+    value's or the FFN's of the SAME block (tiny BERT, DistilBERT, RoBERTa, BART: 2.7e-5 to
+    3.4e-5 x a later layer's, read as an error) while every query of the stack measures the
+    same (layer 0 / layer 1: 0.94); a layer next to the head (BERT's pooler: 0.245) outweighs
+    those inside residual branches (0.002) by the branch's small output scale. These models
+    train from this init; a decay through depth shows between the same layers of successive
+    blocks.
     """
     full = _grad_chain(ctx)
     if len(full) < 2:
@@ -129,16 +180,7 @@ def check_grad_scale(ctx: Measurements) -> Iterable[Finding]:
             fix_id=INIT_FIX,
         )
         return
-    chain = _body(ctx, full)
-    values = [v for _, v in chain]
-    worst_v, worst_e = (None, 1.0), (None, 1.0)
-    for i in range(len(chain) - 1):
-        later = values[i + 1:]
-        hi, lo = max(later), min(later)
-        if hi > 0 and values[i] / hi < worst_v[1]:
-            worst_v = (chain[i][0], values[i] / hi)
-        if lo > 0 and values[i] / lo > worst_e[1]:
-            worst_e = (chain[i][0], values[i] / lo)
+    worst_v, worst_e = _worst(_by_depth(_body(ctx, full)))
     why = ("Backpropagation multiplies the gradient by each layer's Jacobian; with mean "
            "squared singular value chi != 1 it decays or grows geometrically toward the input "
            "(Schoenholz et al. 2017, arXiv:1611.01232).")
@@ -150,8 +192,7 @@ def check_grad_scale(ctx: Measurements) -> Iterable[Finding]:
             severity="error" if worst_v[1] < GRAD_VANISH_ERROR else "warning",
             where=worst_v[0],
             evidence=f"relative gradient ||dL/dW||/||W|| at {worst_v[0]} is {worst_v[1]:.2g} x "
-            "that of "
-            f"a later layer (expected >= {GRAD_VANISH:g}).",
+            f"that of the later {worst_v[2]} (expected >= {GRAD_VANISH:g}).",
             why=why,
             fix="Use an init at the critical point for the activation (Kaiming for ReLU, "
             "Xavier/LeCun for tanh) or calibrate on data (initwise.init)." + note,
@@ -165,8 +206,7 @@ def check_grad_scale(ctx: Measurements) -> Iterable[Finding]:
             severity="error" if worst_e[1] >= GRAD_EXPLODE_ERROR else "warning",
             where=worst_e[0],
             evidence=f"relative gradient ||dL/dW||/||W|| at {worst_e[0]} is {worst_e[1]:.3g} x "
-            "that of "
-            f"a later layer (expected <= {GRAD_EXPLODE:g}).",
+            f"that of the later {worst_e[2]} (expected <= {GRAD_EXPLODE:g}).",
             why=why,
             fix="Reduce the weight scale to the critical gain (chaotic phase), or calibrate on "
             "data (initwise.init)." + note,
@@ -312,9 +352,16 @@ def check_theory_depth(ctx: Measurements) -> Iterable[Finding]:
     sigma_w^2 = fan_in Var(W) and sigma_b^2 = mean(b^2) are read from the weights and
     ``initwise.theory.max_trainable_depth`` gives the depth signals survive (Schoenholz et
     al. 2017, arXiv:1611.01232). Fires when the chain is deeper than that.
+
+    A chain is connected: each layer reads the previous one (``parents``). The first FFN layers
+    of a Transformer's blocks (GPT-2 ``c_fc``, BART ``fc1``, T5 ``wi``, Llama ``gate_proj``) are
+    not a chain: each reads the residual stream through a norm, in parallel branches; taken as
+    one they gave a warning on every stock model of 4 layers (5-9 "layers", trainable depth
+    1.2-8.8).
     """
-    chain = [s for s in ctx.layers if s.kind in ("linear", "conv") and s.activation
-             and not s.followed_by_norm and not s.residual and not s.is_output]
+    chain = _connected(ctx, [s for s in ctx.layers if s.kind in ("linear", "conv")
+                             and s.activation and not s.followed_by_norm and not s.residual
+                             and not s.is_output])
     acts = {s.activation for s in chain}
     if len(chain) < 4 or len(acts) != 1:
         return
@@ -353,6 +400,17 @@ def check_theory_depth(ctx: Measurements) -> Iterable[Finding]:
         metrics={"depth": depth, "limit": limit, "sigma_w": sw, "sigma_b": sb, "activation": act},
         fix_id=auto,
     )
+
+
+def _connected(ctx: Measurements, layers: list) -> list:
+    """The longest run of ``layers`` in which each layer's only parent is the previous one."""
+    best: list = []
+    run: list = []
+    for s in layers:
+        parents = set(ctx.facts[s.name].parents) if s.name in ctx.facts else set()
+        run = run + [s] if run and parents == {run[-1].name} else [s]
+        best = run if len(run) > len(best) else best
+    return best
 
 
 def _sigmas(ctx: Measurements, chain: list) -> tuple[float, float]:

@@ -126,7 +126,7 @@ def doctor(
     _validate(model, checks, on_unknown)
     if not isinstance(seed, torch.Generator):
         check_seed(seed, "doctor")
-    raw_inputs, targets = split_batch(batch)
+    raw_inputs, targets = split_batch(batch, model)
     inputs = to_torch(raw_inputs, model_device(model))
     _check_batch(inputs, None if targets is None else to_torch(targets))
     with guarded(model, restore="always", copy_limit=COPY_LIMIT, rng=False), \

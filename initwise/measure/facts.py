@@ -110,14 +110,18 @@ def unit_dim(module: nn.Module, kind: str) -> int:
 
 def _place_activations(records: list[LayerFacts]) -> list[LayerFacts]:
     """Move each activation to where it is measured (the norm behind a layer; none after a
-    residual branch)."""
+    residual branch).
+
+    A norm ending a residual branch measures none either: the activation after it reads the
+    residual sum. (timm's ResNet blocks end ``conv2 -> bn2 -> += shortcut -> ReLU`` with bn2's
+    scale zero-initialized (Goyal et al. 2017, arXiv:1706.02677): bn2's output is exactly 0,
+    which read as 100 % dead ReLU units, while the ReLU sees the shortcut and bn2's scale gets a
+    non-zero gradient.)"""
     out = list(records)
     for i, rec in enumerate(out):
-        if rec.kind == "norm":
-            continue
         if rec.residual:
             out[i] = replace(rec, act=None)
-        elif rec.followed_by_norm:
+        elif rec.kind != "norm" and rec.followed_by_norm:
             out[i] = replace(rec, act=None)
             for j in range(i + 1, len(out)):
                 if out[j].kind == "norm":

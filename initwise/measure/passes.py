@@ -30,6 +30,7 @@ from initwise.modelio import (
     infer_loss,
     label_prior_loss,
     model_device,
+    scored,
     split_batch,
     to_torch,
 )
@@ -83,11 +84,16 @@ def _output_stats(logits: torch.Tensor, source: str, layers: list[LayerStats]) -
     return out
 
 
-def _loss(draft: dict[str, Any], logits: torch.Tensor, targets: Any, loss_fn: Any) -> Any:
-    """The loss (a tensor); fills loss_kind, loss0, prior (and notes) into ``draft``."""
+def _loss(draft: dict[str, Any], logits: torch.Tensor, targets: Any, loss_fn: Any,
+          output: Any = None) -> Any:
+    """The loss (a tensor); fills loss_kind, loss0, prior (and notes) into ``draft``.
+
+    ``output``: the model output the logits came from, so that a causal LM's labels are scored
+    shifted as the model scores them (:func:`initwise.modelio.label_shift`)."""
     spec = None
     try:
-        spec = infer_loss(logits, targets, loss_fn if isinstance(loss_fn, str) else None)
+        spec = infer_loss(logits, targets, loss_fn if isinstance(loss_fn, str) else None,
+                          output=output)
     except ValueError as exc:
         if not callable(loss_fn):
             raise
@@ -107,7 +113,8 @@ def _loss(draft: dict[str, Any], logits: torch.Tensor, targets: Any, loss_fn: An
         n_out = logits.shape[spec.class_dim] if spec.kind == "ce" else \
             (logits[0].numel() if logits.dim() > 1 else 1)
         prior = label_prior_loss(spec, targets, int(n_out))
-        n_valid = int((torch.as_tensor(targets) != -100).sum()) if spec.kind == "ce" else 0
+        n_valid = int((scored(spec, None, torch.as_tensor(targets))[1] != -100).sum()) \
+            if spec.kind == "ce" else 0
         if spec.kind == "ce" and n_valid < 10 * int(n_out):
             # a batch of n targets cannot estimate a C-class prior when n << C (its entropy is
             # at most log n): compare with the uniform predictor's log C instead
@@ -186,9 +193,10 @@ def _step_on_copy(draft: dict[str, Any], model: nn.Module, inputs: Any, targets:
     draft["updates"] = update_stats(moved, before, grads, {id(p) for p in moved.values()})
     if draft["loss0"] is not None:
         with torch.no_grad():
-            logits, _ = extract_logits(call_model(m2, inputs))
+            output = call_model(m2, inputs)
+            logits, _ = extract_logits(output)
             loss = loss_fn(logits, targets) if callable(loss_fn) else compute_loss(
-                infer_loss(logits, targets, loss_fn), logits, targets)
+                infer_loss(logits, targets, loss_fn, output=output), logits, targets)
             draft["loss_after"] = float(loss)
 
 
@@ -245,7 +253,7 @@ def measure(
         The :class:`Measurements`.
     """
     needs = _check_needs(needs)
-    raw_inputs, targets = split_batch(batch)
+    raw_inputs, targets = split_batch(batch, model)
     device = model_device(model)
     inputs = to_torch(raw_inputs, device)
     targets = None if targets is None else to_torch(targets, device)
@@ -264,19 +272,19 @@ def measure(
     d["layers"], d["first_layer"] = _layer_stats(facts, p)
     logits, out_source = extract_logits(output)
     d["output"] = _output_stats(logits, out_source, d["layers"])
-    _passes(d, model, inputs, targets, logits, loss_fn)
+    _passes(d, model, inputs, targets, logits, loss_fn, output)
     d["needs"] = frozenset({"forward"} | ({"grad"} if d["grads"] is not None else set())
                            | ({"update"} if d["updates"] is not None else set()))
     return Measurements(**d)
 
 
 def _passes(d: dict[str, Any], model: nn.Module, inputs: Any, targets: Any,
-            logits: torch.Tensor, loss_fn: Any) -> None:
+            logits: torch.Tensor, loss_fn: Any, output: Any = None) -> None:
     if targets is None:
         d["skipped"].append("loss.*, grad.*, update.ratio: the batch has no targets")
         return
     with torch.set_grad_enabled(logits.requires_grad):
-        loss = _loss(d, logits, targets, loss_fn)
+        loss = _loss(d, logits, targets, loss_fn, output)
     if "grad" not in d["needs"]:
         d["skipped"].append(f"grad.*, update.ratio: preset {d['preset']!r} runs no backward")
         return
@@ -378,7 +386,7 @@ def from_training_step(
         d["output"] = _output_stats(logits, source, d["layers"])
         if targets is not None:
             with torch.no_grad():
-                _loss(d, logits.detach(), targets, loss_fn)
+                _loss(d, logits.detach(), targets, loss_fn, output)
     if loss is not None:
         d["loss0"] = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
     if has_grad:
