@@ -4,10 +4,14 @@ For a model whose modules come from a library whose authors tuned its init (Hugg
 ``transformers``, ``timm``, ``torchvision``: :func:`initwise.policy.model_library`), ``"auto"``
 means ``"respect"`` -- keep the library's init, fix only what the measurement flags -- when that
 init is healthy, and the generic per-layer rules when it is not. Healthy is the doctor's word
-(:func:`initwise.doctor.doctor`, preset ``"standard"``, on the first calibration batch): no
-error among :data:`UNHEALTHY_PREFIXES` (a signal or gradient vanishing or exploding, saturated
-units, non-finite weights or loss). The codes ``init`` fixes under ``"respect"`` (the output
-prior, dead units, input scales) do not count. The report says which policy ran and why
+(:func:`initwise.doctor.doctor`, preset ``"quick"``: one probed forward of the first
+calibration batch): no error among :data:`UNHEALTHY_PREFIXES` (a signal that vanishes,
+explodes or collapses, saturated units, non-finite weights or loss). The codes ``init`` fixes
+under ``"respect"`` (the output prior, dead units, input scales) do not count. The forward
+preset, not ``"standard"``: the judge must be cheap (``init`` costs at most 20 training steps)
+and conservative -- a library's init is tested by its authors, and leaving it for the generic
+rules on a doubtful gradient ratio is the costlier mistake (issue 15: every such switch
+trained worse). The report says which policy ran and why
 (``InitReport.policy_reason``). Every other model and policy goes to
 :func:`initwise.datainit.init` unchanged; so does a call of ``initwise.datainit.init`` itself,
 whose ``"auto"`` judges by finite parameters only, as :func:`initwise.apply` does.
@@ -18,6 +22,7 @@ calls ``datainit``), so neither imports the other at module level.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -34,8 +39,8 @@ from initwise.policy import choose_auto, get_policy, model_library
 __all__ = ["UNHEALTHY_PREFIXES", "init", "own_init_problem"]
 
 #: Doctor error codes (prefixes) that make a library model's own init unhealthy for ``"auto"``.
-UNHEALTHY_PREFIXES = ("signal.", "grad.", "units.saturated", "model.nonfinite",
-                      "loss.nonfinite", "dtype.")
+UNHEALTHY_PREFIXES = ("signal.", "units.saturated", "model.nonfinite", "loss.nonfinite",
+                      "dtype.")
 
 
 def own_init_problem(model: nn.Module, batch: Any, loss: str | None = None) -> str | None:
@@ -45,7 +50,7 @@ def own_init_problem(model: nn.Module, batch: Any, loss: str | None = None) -> s
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            diag = doctor(model, batch, loss_fn=loss, on_unknown="skip")
+            diag = doctor(model, batch, loss_fn=loss, checks="quick", on_unknown="skip")
     except (TypeError, ValueError, RuntimeError):
         return None
     for f in diag.findings:
@@ -94,9 +99,19 @@ def init(
     cal = _first_batches(data, batches) if isinstance(batches, int) else []
     problem = own_init_problem(model, cal[0], loss) if cal else None
     chosen, reason = choose_auto(model, get_policy("auto"), problem)
-    report = datainit_init(model, cal if cal else data, policy=chosen.name, **options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = datainit_init(model, cal if cal else data, policy=chosen.name, **options)
+    for w in caught:  # at the caller of initwise.init, as datainit.init itself warns
+        warnings.warn_explicit(w.message, w.category, *_caller_location())
     report.policy_reason = reason
     return report
+
+
+def _caller_location() -> tuple[str, int]:
+    """(file, line) of the code that called :func:`init`."""
+    frame = sys._getframe(2)
+    return frame.f_code.co_filename, frame.f_lineno
 
 
 def _first_batches(data: Any, n: int) -> list:

@@ -405,7 +405,9 @@ def _calibrate(model: nn.Module, cal: list, spec: Any, source: str, n_out: int,
         warns = [warn] if warn else []
         head = head_params(graph)
         opts.progress.phase("output layer at the label prior")
-        mid, _, _, _ = _loss_pass(model, cal, spec.kind)
+        # nothing changed since the first pass (a respect pass that fixed nothing): same loss
+        mid = before if not st.changed and before is not None else \
+            _loss_pass(model, cal, spec.kind)[0]
         head_res = calibrate_output(model, cal, graph, spec, ts, n_out, keep=opts.keep)
         note = head_res.note
         warns += head_res.warnings

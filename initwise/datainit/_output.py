@@ -312,12 +312,14 @@ def calibrate_output(model: nn.Module, batches: list, graph: Any, spec: Any,
     a: float | torch.Tensor = 1.0
     if direct and not tied:
         a = _choose_scale(spec, ts, centered, prior, fluct)
-    elif tied:
+    elif tied and bias is not None:
         warns.append(f"init: output layer {head.name!r} shares its weight with another layer; "
                      f"only its bias was calibrated.")
     if bias is None:
-        warns.append(f"init: output layer {head.name!r} has no bias; the label prior could not "
-                     f"be set (initial loss may exceed the label-prior loss).")
+        also = " and its weight is shared with another layer (tied embeddings)" if tied else ""
+        warns.append(f"init: output layer {head.name!r} has no bias{also}, so the label prior "
+                     f"could not be set: the initial loss stays what the logits give (it may "
+                     f"exceed the label-prior loss).")
     _set_head(head.module, w, bias, a, prior, mu, n_out, tied)
     res = HeadResult(_describe(spec, a, direct), warns)
     if spec.kind != "mse" and bias is not None:

@@ -49,7 +49,7 @@ __all__ = ["respect_layers"]
 def respect_layers(model: nn.Module, batches: list, graph: object,
                    cfg: WalkConfig) -> WalkState:
     """Measure every layer once, fix only what the measurement flags (module docstring)."""
-    st = WalkState()
+    st = WalkState(changed=False)
     facts = facts_from_graph(graph)
     nodes = [n for n in graph.layers if n.kind in CALIBRATED_KINDS
              and weight_of(n.module) is not None]
@@ -66,6 +66,7 @@ def respect_layers(model: nn.Module, batches: list, graph: object,
         seen.add(id(w))
         lc, changed = _respect_node(facts[node.name], w, stats[node.name], cfg, st)
         st.layers.append(lc)
+        st.changed = st.changed or changed
         if changed and i + 1 < len(nodes):
             stats.update(_measure_from(model, batches, facts, nodes, i + 1))
     return st

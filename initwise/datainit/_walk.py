@@ -76,6 +76,7 @@ class WalkState:
     data_rms: list[float] = field(default_factory=list)
     added: list[str] = field(default_factory=list)  # structural additions (input standardization)
     sequence_tables: set[str] = field(default_factory=set)  # nn.Embedding of sequence models
+    changed: bool = True  # the walk may have changed a weight (the respect pass says when not)
     uncovered: list[str] = field(default_factory=list)  # layers of a kind the walk leaves alone
 
     def warn(self, msg: str) -> None:
