@@ -259,8 +259,8 @@ def run_doctor(args: Any, out: TextIO | None = None) -> int:
     batch = _batches(args, model, data, 1, notes)[0]
     _print_notes(notes, out)
     diagnosis = doctor(
-        model, batch, loss_fn=args.loss, optimizer=_optimizer(args, model), checks=args.preset
-    )
+        model, batch, loss_fn=args.loss, optimizer=_optimizer(args, model), checks=args.preset,
+        verbose=False if args.quiet else None)
     print(render_terminal(diagnosis, color=_color(out)), file=out)
     if args.json:
         _write(args.json, diagnosis.to_json(), "--json")

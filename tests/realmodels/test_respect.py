@@ -211,3 +211,15 @@ def test_progress_lines_per_phase_and_silence(capsys):
     assert capsys.readouterr().err == ""
     with pytest.raises(TypeError, match="verbose"):
         di.init(net, data, verbose="yes")
+
+
+def test_doctor_progress_lines(capsys):
+    net = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3))
+    g = torch.Generator().manual_seed(0)
+    data = (torch.randn(64, 5, generator=g), torch.randint(0, 3, (64,), generator=g))
+    initwise.doctor(net, data, verbose=True)
+    err = capsys.readouterr().err.splitlines()
+    assert err[:3] == ["doctor: tracing the model on the batch",
+                       "doctor: measuring a forward and a backward", "doctor: running the checks"]
+    initwise.doctor(net, data)
+    assert capsys.readouterr().err == ""
