@@ -45,8 +45,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names resolve in __
         resolve_activation,
         unregister_activation,
     )
+    from initwise.autoinit import init
     from initwise.data import Dataset
-    from initwise.datainit import init
     from initwise.doctor import (
         Check,
         CheckRegistry,
@@ -86,7 +86,7 @@ _EXPORTS = {
     "apply": "initwise.policy",
     "fans": "initwise.schemes",
     "gain": "initwise.schemes.gains",
-    "init": "initwise.datainit",
+    "init": "initwise.autoinit",
     "layer_type": "initwise.layers",
     "register_activation": "initwise.activations",
     "register_check": "initwise.doctor",

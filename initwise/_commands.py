@@ -259,8 +259,8 @@ def run_doctor(args: Any, out: TextIO | None = None) -> int:
     batch = _batches(args, model, data, 1, notes)[0]
     _print_notes(notes, out)
     diagnosis = doctor(
-        model, batch, loss_fn=args.loss, optimizer=_optimizer(args, model), checks=args.preset
-    )
+        model, batch, loss_fn=args.loss, optimizer=_optimizer(args, model), checks=args.preset,
+        verbose=False if args.quiet else None)
     print(render_terminal(diagnosis, color=_color(out)), file=out)
     if args.json:
         _write(args.json, diagnosis.to_json(), "--json")
@@ -312,7 +312,7 @@ def run_init(args: Any, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     import copy
 
-    from initwise.datainit import init
+    from initwise.autoinit import init
     from initwise.report import render_terminal
 
     check_out(args.out)  # before any work
@@ -323,7 +323,7 @@ def run_init(args: Any, out: TextIO | None = None) -> int:
     before = copy.deepcopy(model) if args.html else None
     # seed= (not a Generator made here): the same draws, and the report shows the seed.
     report = init(model, iter(batches), loss=args.loss, policy=args.policy, batches=len(batches),
-                  seed=args.seed)
+                  seed=args.seed, verbose=False if args.quiet else None)
     fmt = save_state_dict(model, args.out)
     print(render_terminal(report, color=_color(out)), file=out)
     print(f"saved the initialized weights to {args.out} ({fmt})", file=out)

@@ -209,6 +209,17 @@ _BUILTIN: dict[type, _Entry] = {e.target: e for e in (
         (nn.RReLU, "rrelu"), (nn.Tanhshrink, "tanhshrink"), (nn.Softshrink, "softshrink"),
         (nn.Hardshrink, "hardshrink"), (nn.Threshold, "threshold"))),
 )}
+#: Activation classes of other libraries, known by qualified name (``module.qualname``) so that
+#: initwise never imports those libraries: Hugging Face's tanh-formula GELUs would otherwise be
+#: traced as their inner ``tanh`` (GPT-2's ``gelu_new`` read as a saturating tanh).
+_BUILTIN_QUALNAMES: dict[str, tuple[str, Reader]] = {
+    **{f"transformers.activations.{cls}": ("gelu_tanh", lambda m: ("gelu", {"approximate": "tanh"}))
+       for cls in ("NewGELUActivation", "FastGELUActivation", "AccurateGELUActivation",
+                   "GELUTanh", "PytorchGELUTanh")},
+    "transformers.activations.GELUActivation": ("gelu", _plain("gelu")),
+    "transformers.activations.SiLUActivation": ("silu", _plain("silu")),
+    "transformers.activations.MishActivation": ("mish", _plain("mish")),
+}
 #: user registrations: module classes by class, names by normalized name
 _USER: dict[Any, _Entry] = {}
 #: _FUNCTION_NAMES and the registered names (recomputed when the registry changes)
@@ -368,6 +379,9 @@ def _entry_for_type(cls: type) -> _Entry | None:
         entry = _BUILTIN.get(klass)
         if entry is not None:
             return entry
+        known = _BUILTIN_QUALNAMES.get(f"{klass.__module__}.{klass.__qualname__}")
+        if known is not None:
+            return _Entry(klass, known[0], _BUILTIN_OWNER, known[1], exact=True)
     return None
 
 

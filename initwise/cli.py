@@ -54,7 +54,8 @@ targets, y or class, or a last column of 2..20 distinct integers next to real-va
 
 # The policies initwise registers (tests/bad_inputs/test_cli.py checks this against the
 # registry); a MODEL file may register more, which --policy then accepts too.
-BUILTIN_POLICIES = ("auto", "critical", "torch", "xavier", "kaiming", "lecun", "orthogonal")
+BUILTIN_POLICIES = ("auto", "generic", "respect", "critical", "torch", "xavier", "kaiming", "lecun",
+                    "orthogonal")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,6 +101,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    "init (default 0)")
     p.add_argument("--json", metavar="OUT.json", help="also write the report as JSON")
     p.add_argument("--html", metavar="OUT.html", help="also write a self-contained HTML report")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on standard error "
+                   "(by default work that takes more than 2 s says what it is doing)")
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:

@@ -80,13 +80,28 @@ class LayerCalibration:
 
 @dataclass
 class LossCalibration:
-    """The initial loss before and after init, against the label-prior target."""
+    """The initial loss before and after init, against the label-prior target.
+
+    Attributes:
+        kind: ``"ce"``, ``"bce"`` or ``"mse"``. before / after: the loss on the calibration
+            batches before and after init. target: the label-prior loss of those labels
+            (:func:`initwise.modelio.label_prior_loss`); init sets the prior shrunk toward
+            uniform by the sample's size, whose loss on these rows is a little higher.
+        output_source: where the logits came from.
+        held_out: the loss after init on rows the head's bias was not fitted to: the bias is
+            refitted on one half of the calibration batches and scored on the other, both ways
+            (``None`` with a single batch).
+        expected: the loss expected after init for labels drawn from the prior, independent of
+            the logits (what a random head costs on new data; ``None`` for MSE).
+    """
 
     kind: str
     before: float
     after: float
     target: float
     output_source: str = "output"
+    held_out: float | None = None
+    expected: float | None = None
 
 
 @dataclass
@@ -99,6 +114,7 @@ class InitReport:
     warnings: list[str] = field(default_factory=list)
     policy: str = "auto"
     seed: int | None = None
+    policy_reason: str = ""
 
     def param(self, name: str) -> ParamRecord:
         """The record of parameter ``name``.
@@ -132,6 +148,8 @@ class InitReport:
     def table(self) -> str:
         """Plain-text tables of parameters, calibrated layers and the loss."""
         out = [f"InitReport (policy={self.policy}, seed={self.seed})"]
+        if self.policy_reason:
+            out.append(self.policy_reason)
         if self.params:
             rows = [
                 (r.name, r.module_type, r.scheme, _fmt(r.fan_in), _fmt(r.fan_out), _fmt(r.gain),
@@ -153,7 +171,9 @@ class InitReport:
             lc = self.loss
             out.append(f"initial loss ({lc.kind}, logits from {lc.output_source}): "
                        f"before {_fmt(lc.before)} -> after {_fmt(lc.after)} "
-                       f"(label-prior target {_fmt(lc.target)})")
+                       f"(label-prior target {_fmt(lc.target)})"
+                       + (f"; on rows the bias was not fitted to {_fmt(lc.held_out)}"
+                          if lc.held_out is not None else ""))
         out.extend(f"warning: {w}" for w in self.warnings)
         return "\n".join(out)
 

@@ -76,7 +76,7 @@ LAZY_ALLOWED: dict[tuple[str, str], str] = {
     # The CLI: `initwise --help`, `initwise theory` and `initwise gains` start without torch.
     ("initwise.cli", "initwise._commands"): "the CLI's verbs import torch: loaded when one runs",
     ("initwise.cli", "initwise.demo"): "the demo verb (torch, the built-in data set)",
-    ("initwise._commands", "initwise.datainit"): "verb `init` (torch)",
+    ("initwise._commands", "initwise.autoinit"): "verb `init` (torch)",
     ("initwise._commands", "initwise.doctor"): "verbs `doctor`, `init --html` (torch)",
     ("initwise._commands", "initwise.modelio"): "verbs `doctor`, `init` (torch)",
     ("initwise._commands", "initwise.policy"): "verb `init`: --policy checked against the "

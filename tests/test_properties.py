@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import initwise
+from initwise.datainit._output import shrinkage
 from initwise.nn import SparseLinear, has_input_standardization
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -201,12 +202,13 @@ def test_init_writes_finite_weights_and_never_raises_the_loss(problem):
 
 
 def _constant_loss(y: torch.Tensor, kind: str, n_out: int) -> float:
-    """The loss of the constant logits init sets (cross-entropy: the class frequencies with the
-    Krichevsky-Trofimov +1/2 count, so slightly above the label entropy on a small batch)."""
+    """The loss of the constant logits init sets (cross-entropy: the class frequencies shrunk
+    toward uniform by the sample's size, so above the label entropy on a small batch)."""
     if kind != "ce":
         return float(y.var(0, unbiased=False).mean())
     counts = torch.bincount(y, minlength=n_out).double()
-    logp = ((counts + 0.5) / (counts.sum() + 0.5 * n_out)).log()
+    a = shrinkage(counts)
+    logp = ((counts + a) / (counts.sum() + a * n_out)).log()
     return float(-(counts * logp).sum() / counts.sum())
 
 

@@ -20,6 +20,7 @@ from initwise.datainit._output import (
     head_params,
     representative,
 )
+from initwise.datainit._respect import respect_layers
 from initwise.datainit._walk import WalkConfig, calibrate_layers
 from initwise.graph import check_materialized, trace
 from initwise.initreport import InitReport, LossCalibration
@@ -44,6 +45,7 @@ from initwise.modelio import (
 )
 from initwise.options import check_on_unknown, resolve_generator
 from initwise.policy import apply
+from initwise.progress import Progress, check_verbose
 from initwise.select import ModuleRules
 from initwise.state import guarded, preserve_rng
 from initwise.theory.criticality import critical_point
@@ -243,6 +245,7 @@ def init(
     on_unknown: str = "warn",
     max_iters: int = 10,
     tol: float = 0.05,
+    verbose: bool | None = None,
 ) -> InitReport:
     """Initialize ``model`` for ``data``: structural init, then calibration on real batches.
 
@@ -276,6 +279,9 @@ def init(
             calibrate (recurrent, attention, custom parametrized modules).
         max_iters: maximum calibration adjustments per layer (default 10).
         tol: relative tolerance on the pre-activation RMS (default 0.05).
+        verbose: progress on standard error (:mod:`initwise.progress`): ``None`` (default)
+            only for work that takes more than a couple of seconds, ``True`` always,
+            ``False`` never.
 
     Returns:
         An :class:`~initwise.InitReport` with ``params`` (structural init), ``layers`` (one
@@ -296,15 +302,18 @@ def init(
         True
     """
     _validate(model, loss, target, batches, on_unknown, max_iters, tol, include_frozen)
+    check_verbose(verbose, "init")
     keep = _not_calibrated(model, overrides, calibrate, include_frozen)
+    progress = Progress("init", verbose)
     with preserve_rng(), guarded(model, restore="on_error", rng=False):
         gen, seed = _generator(generator, seed)  # derived from the caller's RNG, not advanced
         # a loader may draw: inside the guard
         cal = _prepare(data, batches, model_device(model), model)
-        opts = _Options(policy, overrides, include_frozen, keep, on_unknown)
+        opts = _Options(policy, overrides, include_frozen, keep, on_unknown, progress)
         report, emit = _run(model, cal, loss, opts, target, gen, max_iters, tol)
         report.seed = seed
         _broadcast(model)
+    progress.done()
     for msg in emit:
         warnings.warn(msg, UserWarning, stacklevel=2)
     return report
@@ -317,6 +326,7 @@ class _Options:
     include_frozen: bool
     keep: dict[str, str]
     on_unknown: str
+    progress: Progress
 
 
 def _run(model: nn.Module, cal: list, loss: str | None, opts: _Options, target: Any,
@@ -327,6 +337,7 @@ def _run(model: nn.Module, cal: list, loss: str | None, opts: _Options, target: 
     # the forwards before the structural init change nothing: custom buffers the user's
     # forward updates (a step counter, an EMA) are put back by the guard (buffers are copied,
     # parameters only version-checked: a no_grad forward does not write them)
+    opts.progress.phase("tracing the model on the calibration batches")
     with guarded(model, restore="always", copy_limit=0, grads=False, rng=False), \
             calibration_mode(model):
         before, spec, source, n_out = _loss_pass(model, cal, loss, first=True)
@@ -335,10 +346,12 @@ def _run(model: nn.Module, cal: list, loss: str | None, opts: _Options, target: 
         graph = trace(model, cal[0][0])
     early = [w for w in (output_warning(source, "init"),
                          loss_warning(spec, [t for _, t in cal], "init")) if w]
+    opts.progress.phase("structural init")
     report = apply(model, opts.policy, generator=gen, on_unknown=opts.on_unknown, graph=graph,
                    overrides=opts.overrides, include_frozen=opts.include_frozen,
                    atomic=False)  # init's own guard restores the model on error
-    report.policy = opts.policy
+    if not report.policy_reason:
+        report.policy = opts.policy
     report.warnings = [w for w in report.warnings if w not in graph.warnings]
     buffers = _buffer_values(model)  # as the structural init left them
     try:
@@ -372,7 +385,12 @@ def _calibrate(model: nn.Module, cal: list, spec: Any, source: str, n_out: int,
                          max_iters, float(tol), opts.on_unknown, gen, keep=opts.keep)
         if target == "critical":
             cfg.critical_rms = critical_rms
-        st = calibrate_layers(model, cal, graph, cfg)
+        walk = respect_layers if report.policy == "respect" else calibrate_layers
+        opts.progress.phase(f"calibrating {len(graph.layers)} layers"
+                            + (" (policy 'respect': measure, fix what is flagged)"
+                               if walk is respect_layers else ""))
+        cfg.progress = opts.progress
+        st = walk(model, cal, graph, cfg)
         report.layers = st.layers
         report.warnings.extend(st.added)
         report.warnings.extend(graph.warnings)
@@ -386,22 +404,29 @@ def _calibrate(model: nn.Module, cal: list, spec: Any, source: str, n_out: int,
                                   [t for _, t in cal], n_out)
         warns = [warn] if warn else []
         head = head_params(graph)
-        mid, _, _, _ = _loss_pass(model, cal, spec.kind)
-        note, more = calibrate_output(model, cal, graph, spec, ts, n_out, keep=opts.keep)
-        warns += more
+        opts.progress.phase("output layer at the label prior")
+        # nothing changed since the first pass (a respect pass that fixed nothing): same loss
+        mid = before if not st.changed and before is not None else \
+            _loss_pass(model, cal, spec.kind)[0]
+        head_res = calibrate_output(model, cal, graph, spec, ts, n_out, keep=opts.keep)
+        note = head_res.note
+        warns += head_res.warnings
         after, _, _, _ = _loss_pass(model, cal, spec.kind)
-        if after > max(mid, ts.prior_loss() * (1 + LOSS_BUDGET)) + 1e-9:
+        if after > max(mid, ts.fitted_prior_loss() * (1 + LOSS_BUDGET)) + 1e-9:
             # never worse than the head it replaced and the prior band: keep that one (rule 8)
             with torch.no_grad():
                 for p, value in head:
                     p.copy_(value)
             warns.append(f"init: the label-prior head raised the calibration loss from "
-                         f"{mid:.4g} to {after:.4g} (label prior {ts.prior_loss():.4g}); the "
+                         f"{mid:.4g} to {after:.4g} (label prior "
+                         f"{ts.fitted_prior_loss():.4g}); the "
                          f"head was left as the structural init set it.")
             after, note = mid, "head left as initialized (the label prior raised the loss)"
+            head_res.expected = head_res.held_out = None
         report.warnings.extend(warns)
         emit.extend(warns)
-    report.loss = LossCalibration(spec.kind, before, after, ts.prior_loss(), source)
+    report.loss = LossCalibration(spec.kind, before, after, ts.prior_loss(), source,
+                                  held_out=head_res.held_out, expected=head_res.expected)
     if note and report.layers:
         for lc in report.layers:
             if graph.layers and lc.module == _head_name(graph):

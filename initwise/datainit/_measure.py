@@ -27,7 +27,7 @@ from initwise.measure import (
 )
 from initwise.modelio import call_model
 
-__all__ = ["Measurement", "measure"]
+__all__ = ["Measurement", "measure", "measure_many"]
 
 
 @dataclass
@@ -82,3 +82,33 @@ def _any_rank_sparse(res: Measurement) -> bool:
     if not dist_active():
         return res.sparse is not None
     return all_reduce_sum([1.0 if res.sparse is not None else 0.0])[0] > 0
+
+
+def measure_many(
+    model: nn.Module,
+    batches: list[tuple[Any, Any]],
+    recs: dict[str, tuple[LayerFacts, ActivationFacts | None, bool]],
+) -> dict[str, Measurement]:
+    """Measure several layers in one pass over the calibration batches (whole forwards).
+
+    Args:
+        model: the model (already in calibration mode).
+        batches: ``(inputs, targets)`` pairs already on the model's device.
+        recs: ``{name: (facts, activation, columns)}`` as :func:`measure` takes them.
+
+    Returns:
+        ``{name: Measurement}``, all-reduced.
+    """
+    layers = {name: replace(rec, act=act) for name, (rec, act, _) in recs.items()}
+    with probe(model, layers, input_stats={n: c for n, (_, _, c) in recs.items()},
+               post=False) as p, torch.no_grad():
+        for inputs, _ in batches:
+            run_forward(p, lambda inputs=inputs: call_model(model, inputs))
+    p.all_reduce()
+    out = {}
+    for name in recs:
+        res = Measurement(p.stats[name], p.columns.get(name), p.sparse.get(name))
+        if _any_rank_sparse(res):
+            res.sparse = (res.sparse or SparseInputStats()).all_reduce()
+        out[name] = res
+    return out

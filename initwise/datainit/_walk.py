@@ -44,6 +44,11 @@ COL_MEAN_STDS = 3.0
 STD_BUFFERS = "initwise_input_shift/initwise_input_inv_scale"
 # rule 4: a residual branch's output aims at rho / L**RESIDUAL_EXPONENT for L residual branches
 RESIDUAL_EXPONENT = 0.5
+# rule 6: a layer followed by a saturating activation is never scaled beyond this multiple of
+# the fan-in rule's std (gain / sqrt(fan_in)): when its input barely varies across samples (a
+# collapsed signal upstream), reaching the target RMS would take a huge weight and drive the
+# units into saturation (BERT's pooler: weight std 0.02 -> 37.5, 98 % saturated, issue 15)
+SATURATING_MAX_GAIN = 2.0
 
 
 @dataclass
@@ -57,6 +62,7 @@ class WalkConfig:
     generator: torch.Generator
     critical_rms: Any = None  # activation name -> sqrt(q*) or None (target="critical")
     keep: dict[str, str] = field(default_factory=dict)  # module name -> why it is left alone
+    progress: Any = None  # initwise.progress.Progress: step(i, n, name) per layer
 
 
 @dataclass
@@ -69,6 +75,8 @@ class WalkState:
     warnings: list[str] = field(default_factory=list)
     data_rms: list[float] = field(default_factory=list)
     added: list[str] = field(default_factory=list)  # structural additions (input standardization)
+    sequence_tables: set[str] = field(default_factory=set)  # nn.Embedding of sequence models
+    changed: bool = True  # the walk may have changed a weight (the respect pass says when not)
     uncovered: list[str] = field(default_factory=list)  # layers of a kind the walk leaves alone
 
     def warn(self, msg: str) -> None:
@@ -281,10 +289,12 @@ def _threshold(act: ActivationFacts | None) -> float | None:
 
 def calibrate_layers(model: nn.Module, batches: list, graph: Any, cfg: WalkConfig) -> WalkState:
     """Calibrate every layer of ``graph`` in execution order; return the walk's state."""
-    st = WalkState()
+    st = WalkState(sequence_tables=sequence_tables(graph))
     facts = facts_from_graph(graph)
     n_res = sum(1 for n in graph.layers if n.residual and n.kind in CALIBRATED_KINDS)
-    for node in graph.layers:
+    for i, node in enumerate(graph.layers):
+        if cfg.progress is not None:
+            cfg.progress.step(i + 1, len(graph.layers), node.name)
         w = weight_of(node.module)
         if node.name in cfg.keep:
             rms = _rms(w) if w is not None else 0.0
@@ -322,6 +332,13 @@ def _calibrate_node(model: nn.Module, batches: list, node: LayerFacts, w: torch.
     notes = []
     data = m.sparse is not None or m.columns is not None
     keep_scale = False
+    if node.name in st.sequence_tables:
+        lc.pre_std = float(m.out.shifted_second_moment(torch.zeros_like(m.out.mean())).mean()
+                           .clamp_min(0).sqrt())
+        lc.note = ("lookup table of a sequence model (its output feeds a norm, attention or a "
+                   "recurrence, or is summed with another table): its scale is kept, the "
+                   "fan-in rule over rows is for sparse bags")
+        return lc
     if m.sparse is not None and cfg.target == "auto":
         notes.append(_sparse_rule(module, w, n_units, m, act, before))
         keep_scale = True
@@ -364,6 +381,30 @@ def _calibrate_node(model: nn.Module, batches: list, node: LayerFacts, w: torch.
     return lc
 
 
+def sequence_tables(graph: Any) -> set[str]:
+    """Names of the ``nn.Embedding`` layers that are a dense sequence model's token, position
+    or type tables rather than a sparse model's field tables.
+
+    One lookup per position whose output is normalized (followed by a norm, or reaching one
+    through an add), summed with another table or a residual stream, or read by attention or
+    a recurrence: BERT's word/position/type tables, GPT-2's wte/wpe, an LSTM LM's table. A
+    table whose output is concatenated into an MLP (DLRM-style CTR fields) is not one: it
+    keeps rule 2's fan-in rule over rows (FINDINGS 6: one rule does not fit both).
+    """
+    readers: dict[str, set[str]] = {}
+    for n in graph.layers:
+        for parent in n.parents:
+            readers.setdefault(parent, set()).add(n.kind)
+    out = set()
+    for n in graph.layers:
+        if n.kind != "embedding":
+            continue
+        if n.followed_by_norm or n.residual or readers.get(n.name, set()) & {
+                "norm", "attention", "rnn"}:
+            out.add(n.name)
+    return out
+
+
 def _mirrored(w: torch.Tensor, bias: torch.Tensor | None, n_units: int) -> bool:
     """Whether the layer's units come in looks-linear pairs: rows ``i`` and ``i + n/2`` of the
     weight (and the bias) are exact negatives (:mod:`initwise.policy._mirror`)."""
@@ -371,6 +412,14 @@ def _mirrored(w: torch.Tensor, bias: torch.Tensor | None, n_units: int) -> bool:
         return False
     h = n_units // 2
     return bool(w[:h].any() and torch.equal(w[h:], -w[:h]) and torch.equal(bias[h:], -bias[:h]))
+
+
+def _saturating_cap(node: LayerFacts, w: torch.Tensor, act: ActivationFacts | None,
+                    n_units: int) -> float | None:
+    """The largest weight RMS allowed before a saturating activation (rule 6), or ``None``."""
+    if _threshold(act) is None:
+        return None
+    return SATURATING_MAX_GAIN * act.gain / math.sqrt(fan_in(node.module, w, n_units))
 
 
 def _iterate(model: nn.Module, batches: list, node: LayerFacts, w: torch.Tensor,
@@ -401,6 +450,14 @@ def _iterate(model: nn.Module, batches: list, node: LayerFacts, w: torch.Tensor,
             m = measure(model, batches, node, act)
             continue
         p = _plan(m, target, act, bias, b0, hopeless, cfg.tol, pairs)
+        cap = _saturating_cap(node, w, act, n_units)
+        if cap is not None and p.scale > 1.0 and _rms(w) * p.scale > cap:
+            p.scale = max(cap / max(_rms(w), 1e-30), 1.0)
+            if p.scale == 1.0 and not (p.dead or p.saturated):
+                notes.append(f"scale capped at {SATURATING_MAX_GAIN:g}x the fan-in rule before "
+                             f"the saturating {act.name}: its input varies too little across "
+                             f"samples to reach the target (a collapsed signal upstream)")
+                return it, m, False, p
         if p.ok or it >= cfg.max_iters:
             if p.dead or p.saturated:
                 notes.append(f"{p.dead} dead / {p.saturated} saturated units left")

@@ -36,6 +36,7 @@ from initwise.modelio import (
     to_torch,
 )
 from initwise.options import check_on_unknown, check_seed
+from initwise.progress import Progress, check_verbose
 from initwise.state import COPY_LIMIT, guarded, seeded_rng
 
 __all__ = ["doctor"]
@@ -79,6 +80,7 @@ def doctor(
     on_unknown: str = "warn",
     seed: int | torch.Generator = 0,
     registry: CheckRegistry | Iterable[Check] | None = None,
+    verbose: bool | None = None,
 ) -> Diagnosis:
     """Diagnose why ``model`` will (not) learn on ``batch``; the model is never changed.
 
@@ -99,6 +101,9 @@ def doctor(
         registry: the checks to run: a :class:`~initwise.doctor.CheckRegistry` or an iterable
             of :class:`~initwise.doctor.Check` (their state lives on this run); default None:
             the registered checks (:data:`initwise.doctor.registry.CHECKS`).
+        verbose: progress on standard error (:mod:`initwise.progress`): ``None`` (default)
+            only for work that takes more than a couple of seconds, ``True`` always,
+            ``False`` never.
 
     Returns:
         The :class:`Diagnosis`.
@@ -124,22 +129,30 @@ def doctor(
         Karpathy 2019, "A Recipe for Training Neural Networks".
     """
     _validate(model, checks, on_unknown)
+    check_verbose(verbose, "doctor")
     if not isinstance(seed, torch.Generator):
         check_seed(seed, "doctor")
+    progress = Progress("doctor", verbose)
     raw_inputs, targets = split_batch(batch, model)
     inputs = to_torch(raw_inputs, model_device(model))
     _check_batch(inputs, None if targets is None else to_torch(targets))
     with guarded(model, restore="always", copy_limit=COPY_LIMIT, rng=False), \
             seeded_rng(seed), forward_context(model, "doctor: batch"):
+        progress.phase("tracing the model on the batch")
         facts, source = layer_facts(model, inputs)
         notes = [] if source == "graph" else [f"plan: {source} (functional activations not seen)"]
         note = _unknown(facts, on_unknown)
         notes += [note] if note else []
+        progress.phase({"quick": "measuring a forward", "standard": "measuring a forward and a "
+                        "backward", "full": "measuring a forward, a backward and a step on a "
+                        "copy"}[checks])
         m = measure(model, (inputs, targets) if targets is not None else inputs,
                     needs=PRESET_NEEDS[checks], loss_fn=loss_fn, optimizer=optimizer,
                     facts=facts, preset=checks)
         m.skipped[:0] = notes
+        progress.phase("running the checks")
         findings = run_checks(m, registry, preset=checks)
+    progress.done()
     for msg in (output_warning(m.output.get("source", ""), "doctor"),
                 loss_warning(_spec(m), [m.targets], "doctor")):
         if msg:

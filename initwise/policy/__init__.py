@@ -49,6 +49,12 @@ from initwise.options import ON_UNKNOWN, check_on_unknown, resolve_generator
 from initwise.policy._apply import _Walker
 from initwise.policy._named import SCHEME_NAMES, critical, named_policy, torch_policy
 from initwise.policy._overrides import Overrides
+from initwise.policy._respect import (
+    KNOWN_LIBRARIES,
+    finite_parameters,
+    model_library,
+    respect_policy,
+)
 from initwise.policy._rules import auto_policy
 from initwise.policy._types import (
     ModulePlan,
@@ -62,6 +68,7 @@ from initwise.policy._types import (
 from initwise.state import guarded
 
 __all__ = [
+    "KNOWN_LIBRARIES",
     "ON_UNKNOWN",
     "SCHEME_NAMES",
     "ModulePlan",
@@ -69,14 +76,21 @@ __all__ = [
     "Policy",
     "PolicyContext",
     "apply",
+    "choose_auto",
     "critical",
     "get_policy",
+    "model_library",
     "policies",
     "register_policy",
 ]
 
 register_policy("auto", auto_policy, needs_graph=True,
-                description="per layer, the scheme for the activation that follows it")
+                description="'respect' for a healthy model of a known library (transformers, "
+                            "timm, torchvision), else 'generic'")
+register_policy("generic", Policy("generic", auto_policy, True,
+                                  "per layer, the scheme for the activation that follows it"))
+register_policy("respect", respect_policy,
+                description="keep the model's own init (init then fixes what it measures)")
 register_policy("critical", critical(), needs_graph=True,
                 description="dense layers at the edge of chaos of their activation")
 register_policy("torch", torch_policy, description="each module's own reset_parameters()")
@@ -160,8 +174,9 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
     check_on_unknown(on_unknown, "apply")
     if not isinstance(include_frozen, bool):
         raise TypeError(f"apply: include_frozen: expected a bool, got {include_frozen!r}.")
-    pol = get_policy(policy)
+    asked = get_policy(policy)
     _check_model(model)
+    pol, reason = choose_auto(model, asked)
     rules = Overrides(overrides, model)
     gen, used_seed = resolve_generator(generator, seed, where="apply")
     ctx = PolicyContext(model, gen, example_inputs, pol.name)
@@ -169,7 +184,8 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
     if graph is not None:
         _check_graph(graph, model)
         ctx._graph = graph
-    report = InitReport(policy=pol.name, seed=used_seed)
+    report = InitReport(policy=pol.name if reason else asked.name, seed=used_seed,
+                        policy_reason=reason)
     with guarded(model, restore="on_error") if atomic else nullcontext():
         if pol.needs_graph or rules.needs_graph:
             with forward_context(model, "apply: example_inputs") if example_inputs is not None \
@@ -179,6 +195,36 @@ def apply(model: nn.Module, policy: str | Policy | Any = "auto", *,
             _Walker(model, pol, rules, ctx, report, on_unknown, include_frozen).run()
         report.warnings.extend(ctx.warnings)
     return report
+
+
+def choose_auto(model: nn.Module, pol: Policy, unhealthy: str | None = None,
+                ) -> tuple[Policy, str]:
+    """The policy ``"auto"`` stands for on this model, and why (:mod:`initwise.policy._respect`).
+
+    Args:
+        model: the model.
+        pol: the requested policy; any other than ``"auto"`` is returned as it is.
+        unhealthy: what a measurement found wrong with the model's own init (``initwise.init``
+            runs the doctor's checks), or ``None``.
+
+    Returns:
+        ``(policy, reason)``: ``"respect"`` for a model of a known library with a healthy own
+        init, else ``"generic"``; the reason is ``""`` for a policy other than ``"auto"``.
+    """
+    if pol.name != "auto" or get_policy("auto") is not pol:
+        return pol, ""
+    lib = model_library(model)
+    if lib is None:
+        return get_policy("generic"), ""
+    origin = f"{lib[1]} comes from {lib[0]}"
+    bad = finite_parameters(model)
+    if bad is not None:
+        unhealthy = f"parameter {bad!r} holds NaN/Inf"
+    if unhealthy is not None:
+        return get_policy("generic"), (f"auto chose 'generic': {origin}, but its own init is "
+                                       f"not healthy ({unhealthy})")
+    return get_policy("respect"), (f"auto chose 'respect': {origin} and its own init is "
+                                   f"healthy, so every parameter keeps it")
 
 
 def _drawn_by_policy(model: nn.Module, rules: Overrides, include_frozen: bool) -> Any:

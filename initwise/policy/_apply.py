@@ -126,12 +126,12 @@ class _Walker:
         if decision is not None and not isinstance(decision, (ModulePlan, str)):
             raise TypeError(
                 f"policy {self.policy.name!r} returned {type(decision).__name__} for module "
-                f"{mname!r}; expected a ModulePlan, 'reset_parameters', 'skip' or None."
+                f"{mname!r}; expected a ModulePlan, 'reset_parameters', 'skip', 'keep' or None."
             )
-        if isinstance(decision, str) and decision not in ("reset_parameters", "skip"):
+        if isinstance(decision, str) and decision not in ("reset_parameters", "skip", "keep"):
             raise ValueError(
                 f"policy {self.policy.name!r} returned {decision!r} for module {mname!r}; "
-                f"valid strings are 'reset_parameters' and 'skip'."
+                f"valid strings are 'reset_parameters', 'skip' and 'keep'."
             )
         return decision
 
@@ -139,6 +139,11 @@ class _Walker:
         if decision == "skip":
             for own in todo:
                 self._record(mname, module, own, "skipped:policy")
+            return
+        if decision == "keep":
+            for own in todo:
+                self._record(mname, module, own, "kept",
+                             note=f"the model's own init, kept (policy {self.policy.name!r})")
             return
         plan = decision if isinstance(decision, ModulePlan) else ModulePlan()
         uncovered = [o for o in todo if o.name not in plan.params]

@@ -111,7 +111,7 @@ def mirror_roles(ctx: Any) -> dict[int, MirrorRole]:
         return cached
     roles: dict[int, MirrorRole] = {}
     ctx._mirror_roles = roles
-    if ctx.policy_name != "auto":  # both halves must be drawn by this rule
+    if ctx.policy_name not in ("auto", "generic"):  # both halves must be drawn by this rule
         return roles
     if has_norm(ctx):  # (the orthogonal rule's condition too)
         return roles

@@ -315,14 +315,35 @@ def rnn_plan(name: str, module: nn.Module, ctx: PolicyContext) -> ModulePlan:
 
 
 def norm_plan(name: str, module: nn.Module, ctx: PolicyContext) -> ModulePlan:
-    """Norm layers: weight 1, bias 0, running statistics reset."""
+    """Norm layers: weight 1, bias 0, running statistics reset.
+
+    A norm whose weight is exactly zero was zero-initialized on purpose (no library default
+    is 0): the last norm of a residual block, so that the block starts as the identity (Goyal
+    et al. 2017, arXiv:1706.02677; timm and torchvision's ``zero_init_residual``). Its weight
+    and bias are kept (reported ``kept``); the gradient to the weight is not zero, so it learns.
+    """
     plan = ModulePlan(reset_running_stats=hasattr(module, "reset_running_stats"))
+    weight = module._parameters.get("weight")
+    if isinstance(weight, torch.Tensor) and weight.numel() and not bool(weight.detach().any()):
+        note = ("zero-initialized on purpose (a residual block's last norm starts the block as "
+                "the identity, Goyal et al. 2017): kept")
+        for pname in own_params(module):
+            value = module._parameters[pname].detach().clone()
+            plan.params[pname] = ParamInit("kept", _copy_of(value), note=note)
+        return plan
     for pname in own_params(module):
         if pname == "weight":
             plan.params[pname] = ONES
         elif pname == "bias":
             plan.params[pname] = ZEROS
     return plan
+
+
+def _copy_of(value: torch.Tensor) -> Any:
+    def fill(t: torch.Tensor, g: torch.Generator) -> None:
+        t.copy_(value.to(t.device, t.dtype))
+
+    return fill
 
 
 def structural_plan(name: str, module: nn.Module, ctx: PolicyContext) -> ModulePlan | None:

@@ -68,7 +68,8 @@ class ModulePlan:
 
 
 #: What a policy function returns for a module: a plan, ``"reset_parameters"`` (the module's
-#: own), ``"skip"`` (leave untouched), or ``None`` (not handled: reset_parameters/on_unknown).
+#: own), ``"skip"`` (leave untouched), ``"keep"`` (leave untouched on purpose: the values are the
+#: model's own init, recorded as ``kept``), or ``None`` (not handled: reset_parameters/on_unknown).
 Decision = ModulePlan | str | None
 
 

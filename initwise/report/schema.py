@@ -105,7 +105,8 @@ _LOSS = {
     "type": ["object", "null"],
     "required": ["kind", "before", "after", "target"],
     "properties": {"kind": {"enum": ["ce", "bce", "mse"]}, "before": _NUM_INF,
-                   "after": _NUM_INF, "target": _NUM_INF, "output_source": _STR},
+                   "after": _NUM_INF, "target": _NUM_INF, "output_source": _STR,
+                   "held_out": _NUM_INF, "expected": _NUM_INF},
 }
 
 INIT_REPORT_SCHEMA: dict[str, Any] = {
@@ -122,6 +123,7 @@ INIT_REPORT_SCHEMA: dict[str, Any] = {
         "warnings": {"type": "array", "items": _STR},
         "policy": _STR,
         "seed": _INT,
+        "policy_reason": _STR,
     },
     "additionalProperties": False,
 }

@@ -74,7 +74,8 @@ REFUSED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "unknown --policy": (
         (*INIT, "--data", "data.svm", "--out", "never2.pt", "--policy", "kaiming_he"),
         ("--policy: unknown policy 'kaiming_he'",
-         "choose one of auto, critical, torch, xavier, kaiming, lecun, orthogonal",
+         "choose one of auto, generic, respect, critical, torch, xavier, kaiming, lecun, "
+         "orthogonal",
          "initwise.policy.register_policy")),
     # 8. pickles are refused, never loaded
     "pickled .npy": (
@@ -180,7 +181,8 @@ def test_init_header_prints_the_real_seed(results, hostile):
 
 def test_init_help_lists_policies_and_data_options(results):
     text = " ".join(results["init --help lists the policies"].stdout.split())
-    assert "auto, critical, torch, xavier, kaiming, lecun, orthogonal (default auto)" in text
+    assert ("auto, generic, respect, critical, torch, xavier, kaiming, lecun, orthogonal "
+            "(default auto)") in text
     for option in ("--no-target", "--zero-based", "--one-based", "--delimiter CHAR"):
         assert option in text
     assert "looks like a label: one named label, labels, target, targets, y or class" in text

@@ -1,0 +1,225 @@
+"""Issue 15: a library model's own init is kept (``policy="respect"``, chosen by ``"auto"``),
+and the generic rules no longer break what such models do on purpose. Tiny configs only."""
+
+from __future__ import annotations
+
+import math
+import types
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import initwise
+import initwise.datainit as di
+from initwise.activations import activation_facts
+from initwise.autoinit import own_init_problem
+from initwise.graph import trace
+from initwise.policy import choose_auto, get_policy, model_library
+
+transformers = pytest.importorskip("transformers")
+transformers.logging.set_verbosity_error()
+
+
+def _tokens(seed: int, n: int, vocab: int = 64, length: int = 12, classes: int = 4):
+    """Classification from tokens: one marker token (the label) somewhere in the sequence."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(classes, vocab, (n, length), generator=g)
+    y = torch.randint(0, classes, (n,), generator=g)
+    x[torch.arange(n), torch.randint(0, length, (n,), generator=g)] = y
+    return x, y
+
+
+def _bert(seed: int = 0):
+    cfg = transformers.BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2,
+                                  num_attention_heads=2, intermediate_size=64,
+                                  max_position_embeddings=16, num_labels=4)
+    torch.manual_seed(seed)
+    return transformers.BertForSequenceClassification(cfg)
+
+
+def _cal(n_batches: int = 4, rows: int = 32):
+    x, y = _tokens(0, n_batches * rows)
+    return [({"input_ids": x[i * rows:(i + 1) * rows]}, y[i * rows:(i + 1) * rows])
+            for i in range(n_batches)]
+
+
+def _held_out_loss(model, seed: int = 7) -> float:
+    x, y = _tokens(seed, 256)
+    model.eval()
+    with torch.no_grad():
+        logits = model(input_ids=x).logits
+    return float(nn.functional.cross_entropy(logits, y))
+
+
+def test_respect_keeps_every_parameter_but_the_head_bias_and_lands_at_the_prior():
+    model = _bert()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rep = di.init(model, _cal(), policy="respect", seed=0)
+    after = model.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed == ["classifier.bias"]
+    assert {r.scheme for r in rep.params} == {"kept"}
+    assert all("kept" in lc.note for lc in rep.layers)
+    assert rep.policy == "respect"
+    # held-out rows, never seen by init: within 5 % of the 4-class prior
+    assert abs(_held_out_loss(model) - math.log(4)) < 0.05 * math.log(4)
+    assert rep.loss.held_out is not None and rep.loss.expected is not None
+
+
+def test_apply_auto_keeps_a_library_model_and_says_why():
+    model = _bert()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rep = initwise.apply(model, seed=0)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert rep.policy == "respect" and "transformers" in rep.policy_reason
+    assert model_library(nn.Linear(2, 2)) is None
+
+
+def _fake_library_mlp(depth: int = 6, std: float = 4.0) -> nn.Module:
+    """A deep tanh MLP whose class claims to come from transformers, drawn far too large."""
+    cls = types.new_class("FakeLibraryMLP", (nn.Sequential,))
+    cls.__module__ = "transformers.models.fake"
+    layers = []
+    for _ in range(depth):
+        lin = nn.Linear(32, 32)
+        nn.init.normal_(lin.weight, std=std / math.sqrt(32))
+        layers += [lin, nn.Tanh()]
+    return cls(*layers, nn.Linear(32, 3))
+
+
+def test_auto_asks_the_doctor_and_falls_back_to_generic_on_a_broken_own_init():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(128, 32, generator=g), torch.randint(0, 3, (128,), generator=g)
+    torch.manual_seed(0)
+    broken = _fake_library_mlp(std=4.0)
+    problem = own_init_problem(broken, (x, y))
+    assert problem is not None and "saturated" in problem
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = initwise.init(broken, (x, y), seed=0)
+    assert rep.policy == "generic" and "not healthy" in rep.policy_reason
+    torch.manual_seed(0)
+    healthy = _fake_library_mlp(std=1.0)
+    assert own_init_problem(healthy, (x, y)) is None
+    rep = initwise.init(healthy, (x, y), seed=0)
+    assert rep.policy == "respect" and "healthy" in rep.policy_reason
+    pol, reason = choose_auto(healthy, get_policy("xavier"))
+    assert pol.name == "xavier" and reason == ""
+
+
+def test_generic_keeps_sequence_tables_and_never_saturates_the_pooler():
+    """Regression (issue 15): the 1/sqrt(rows) rule gave BERT's 2-row type table std 0.7
+    against the word table's 0.1, and the pooler was scaled into tanh saturation."""
+    model = _bert()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = di.init(model, _cal(), policy="generic", seed=0)
+    emb = model.bert.embeddings
+    rms = {n: float(t.weight.pow(2).mean().sqrt()) for n, t in
+           (("word", emb.word_embeddings), ("type", emb.token_type_embeddings),
+            ("pos", emb.position_embeddings))}
+    assert max(rms.values()) / min(rms.values()) < 1.5  # one scale for the summed tables
+    notes = {lc.module: lc.note for lc in rep.layers}
+    assert "sequence model" in notes["bert.embeddings.token_type_embeddings"]
+    pooler = rep.layer("bert.pooler.dense")
+    assert pooler.saturated_fraction is not None and pooler.saturated_fraction < 0.1
+    fan_in = model.bert.pooler.dense.in_features
+    tanh = activation_facts("tanh")
+    assert pooler.scale_after <= di._walk.SATURATING_MAX_GAIN * tanh.gain / math.sqrt(fan_in) \
+        * 1.001
+
+
+def test_field_embeddings_of_an_mlp_keep_the_sparse_rule():
+    class Fields(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Embedding(400, 8), nn.Embedding(100, 8)
+            self.mlp = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 2))
+
+        def forward(self, ids):
+            return self.mlp(torch.cat([self.a(ids[:, 0]), self.b(ids[:, 1])], dim=1))
+
+    g = torch.Generator().manual_seed(0)
+    ids = torch.stack([torch.randint(0, 400, (256,), generator=g),
+                       torch.randint(0, 100, (256,), generator=g)], 1)
+    y = torch.randint(0, 2, (256,), generator=g)
+    torch.manual_seed(0)
+    net = Fields()
+    rep = di.init(net, (ids, y), seed=0)
+    assert rep.layer("a").scale_after == pytest.approx(1 / math.sqrt(400), rel=1e-3)
+    assert rep.layer("b").scale_after == pytest.approx(1 / math.sqrt(100), rel=1e-3)
+
+
+def test_zero_initialized_norm_is_kept_by_the_generic_rules():
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, padding=1)
+            self.bn = nn.BatchNorm2d(4)
+            nn.init.zeros_(self.bn.weight)
+
+        def forward(self, x):
+            return torch.relu(x + self.bn(self.conv(x)))
+
+    net = nn.Sequential(Block(), nn.Flatten(), nn.Linear(64, 2))
+    rep = initwise.apply(net, seed=0, example_inputs=torch.randn(2, 4, 4, 4))
+    assert not net[0].bn.weight.any()
+    assert rep.param("0.bn.weight").scheme == "kept"
+
+
+def test_hugging_face_tanh_gelu_is_read_as_gelu_not_tanh():
+    from transformers.activations import NewGELUActivation
+
+    facts = activation_facts(NewGELUActivation())
+    assert facts.name == "gelu_tanh" and not facts.saturating
+    cfg = transformers.GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=16)
+    torch.manual_seed(0)
+    gpt = transformers.GPT2LMHeadModel(cfg)
+    graph = trace(gpt, {"input_ids": torch.randint(0, 64, (2, 8))})
+    acts = {n.name: n.activation for n in graph.layers}
+    assert acts["transformer.h.0.mlp.c_fc"] == "gelu_tanh"
+
+
+def test_timm_resnet_zero_init_blocks_survive_init():
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18", num_classes=3, zero_init_last=True)
+    zero = [n for n, m in model.named_modules()
+            if isinstance(m, nn.BatchNorm2d) and not m.weight.any()]
+    assert zero  # timm zero-inits each block's last BN
+    g = torch.Generator().manual_seed(0)
+    data = (torch.randn(8, 3, 32, 32, generator=g), torch.randint(0, 3, (8,), generator=g))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = initwise.init(model, data, batches=1, seed=0)
+    assert rep.policy == "respect", rep.policy_reason
+    assert all(not dict(model.named_modules())[n].weight.any() for n in zero)
+
+
+def test_progress_lines_per_phase_and_silence(capsys):
+    net = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3))
+    g = torch.Generator().manual_seed(0)
+    data = (torch.randn(64, 5, generator=g), torch.randint(0, 3, (64,), generator=g))
+    di.init(net, data, seed=0, verbose=True)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "init: tracing the model on the calibration batches"
+    assert "init: output layer at the label prior" in err and err[-1].startswith("init: done in")
+    di.init(net, data, seed=0)  # verbose=None: quick work prints nothing
+    di.init(net, data, seed=0, verbose=False)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(TypeError, match="verbose"):
+        di.init(net, data, verbose="yes")
+
+
+def test_doctor_progress_lines(capsys):
+    net = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3))
+    g = torch.Generator().manual_seed(0)
+    data = (torch.randn(64, 5, generator=g), torch.randint(0, 3, (64,), generator=g))
+    initwise.doctor(net, data, verbose=True)
+    err = capsys.readouterr().err.splitlines()
+    assert err[:3] == ["doctor: tracing the model on the batch",
+                       "doctor: measuring a forward and a backward", "doctor: running the checks"]
+    initwise.doctor(net, data)
+    assert capsys.readouterr().err == ""
