@@ -40,7 +40,7 @@ from torch import nn
 
 from initwise.datainit._layers import CALIBRATED_KINDS, bias_of, unit_axis, weight_of
 from initwise.measure import all_reduce_sum, dist_active, unit_dim
-from initwise.modelio import call_model, compute_loss, extract_logits
+from initwise.modelio import call_model, compute_loss, extract_logits, scored
 
 __all__ = ["LOSS_BUDGET", "SORTED_ENTROPY", "TargetStats", "calibrate_output", "expected_loss",
            "head_params", "held_out_loss", "representative", "shrinkage"]
@@ -74,7 +74,7 @@ class TargetStats:
         for t in targets:
             t = torch.as_tensor(t).detach().cpu()
             if spec.kind == "ce":
-                flat = t.reshape(-1).long()
+                flat = scored(spec, None, t)[1].reshape(-1).long()  # a causal LM's shifted
                 flat = flat[flat != -100]
                 s1 += torch.bincount(flat, minlength=n_out)[:n_out].double()
                 n += flat.numel()
@@ -340,7 +340,8 @@ def _mean_loss(spec: Any, pairs: list, a: float | torch.Tensor, base: torch.Tens
     for y, t in pairs:
         logits = _bshape(y, udim, a if torch.is_tensor(a) else torch.tensor([a])) * y \
             + _bshape(y, udim, base)
-        n = float((t != -100).sum()) if spec.kind == "ce" else float(t.numel())
+        n = float((scored(spec, None, t)[1] != -100).sum()) if spec.kind == "ce" \
+            else float(t.numel())
         tot += float(compute_loss(spec, logits, t.to(y.device))) * n
         cnt += n
     tot, cnt = all_reduce_sum([tot, cnt])
@@ -423,7 +424,8 @@ def held_out_loss(spec: Any, ts_of: Any, pairs: list, b_cur: torch.Tensor,
         bias = ts_of([t for _, t in fit]).prior_bias().to(rows.device) - rows.mean(0)
         for y, t in score:
             logits = y + _bshape(y, udim, bias)
-            n = float((t != -100).sum()) if spec.kind == "ce" else float(t.numel())
+            n = float((scored(spec, None, t)[1] != -100).sum()) if spec.kind == "ce" \
+                else float(t.numel())
             if n:
                 tot += float(compute_loss(spec, logits, t.to(y.device))) * n
             cnt += n

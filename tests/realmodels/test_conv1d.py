@@ -65,8 +65,10 @@ def test_lecun_on_gpt2_draws_conv1d_with_its_true_fan_in():
 
 
 def test_init_and_apply_on_gpt2_say_nothing_about_conv1d():
-    for call in (lambda m: initwise.apply(m, seed=0),
-                 lambda m: initwise.init(m, {"input_ids": _ids(), "labels": _ids()}, seed=0)):
+    # "generic": the per-layer rules, which must know every layer ("auto" keeps GPT-2's own)
+    for call in (lambda m: initwise.apply(m, "generic", seed=0),
+                 lambda m: initwise.init(m, {"input_ids": _ids(), "labels": _ids()},
+                                         policy="generic", seed=0)):
         model = _gpt2()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -82,7 +84,7 @@ def test_init_calibrates_conv1d_units_along_axis_1():
     net = nn.Sequential(Conv1D(nf=16, nx=16), nn.ReLU(), Conv1D(nf=3, nx=16))
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(256, 16, generator=g) + 1, torch.randint(0, 3, (256,), generator=g)
-    report = initwise.init(net, (x, y), seed=0)
+    report = initwise.init(net, (x, y), policy="generic", seed=0)  # "auto" would keep it
     first = report.layer("0")
     assert first.module_type == "Conv1D" and first.converged
     with torch.no_grad():
@@ -101,7 +103,7 @@ def test_hf_rms_norms_are_norms(module, cls):
     assert layer_kind(norm) == "norm"
     with torch.no_grad():
         norm.weight.fill_(3.0)
-    initwise.apply(norm, seed=0)
+    initwise.apply(norm, "generic", seed=0)
     assert torch.equal(norm.weight, torch.ones(8))
 
 
@@ -129,5 +131,5 @@ def test_apply_on_llama_and_t5_knows_every_parametrized_module():
     for model in (llama, t5):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            initwise.apply(model, seed=0)
+            initwise.apply(model, "generic", seed=0)
         assert not [str(w.message) for w in caught], [str(w.message) for w in caught]
