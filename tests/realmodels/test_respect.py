@@ -223,3 +223,39 @@ def test_doctor_progress_lines(capsys):
                        "doctor: measuring a forward and a backward", "doctor: running the checks"]
     initwise.doctor(net, data)
     assert capsys.readouterr().err == ""
+
+
+def test_attention_branches_are_scaled_like_every_residual_branch():
+    """Rule 4 covers attention: nn.MultiheadAttention's output projection is scaled so the
+    attention branch has the RMS of the other residual branches (rho / sqrt(L))."""
+
+    class Encoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(32, 16)
+            layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+            self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+            self.head = nn.Linear(16, 3)
+
+        def forward(self, x):
+            return self.head(self.encoder(self.embed(x)).mean(1))
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randint(0, 32, (64, 8), generator=g), torch.randint(0, 3, (64,), generator=g)
+    torch.manual_seed(0)
+    net = Encoder()
+    rep = di.init(net, (x, y), seed=0)
+    attn = [lc for lc in rep.layers if lc.module.endswith("self_attn")]
+    assert len(attn) == 2 and all("attention branch" in lc.note for lc in attn)
+    n_res = 4  # two attention and two FFN branches
+    for lc in attn:
+        assert lc.converged and lc.target_std == pytest.approx(1 / math.sqrt(n_res))
+    captured = []
+    h = net.encoder.layers[1].self_attn.register_forward_hook(
+        lambda m, a, out: captured.append(out[0]))
+    net.eval()
+    with torch.no_grad():
+        net(x)
+    h.remove()
+    rms = float(captured[0].pow(2).mean().sqrt())
+    assert rms == pytest.approx(1 / math.sqrt(n_res), rel=0.05)
