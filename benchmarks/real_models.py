@@ -38,7 +38,8 @@ load)::
     nice -n 10 .venv-real/bin/python benchmarks/real_models.py --seeds 3 --threads 1 \\
         --markdown --json benchmarks/out/real_models_baseline.json
 
-Its table is in benchmarks/RESULTS.md ("Real models").
+Its result file is kept in git; ``--render benchmarks/out/real_models_baseline.json
+--markdown`` prints its tables again without training.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", default=None, metavar="PATH",
                    help="result file (default benchmarks/out/real_models[_quick].json; '' = none)")
     p.add_argument("--markdown", action="store_true", help="also print the tables as markdown")
+    p.add_argument("--render", default=None, metavar="PATH",
+                   help="print the tables of a saved result file and exit (no training)")
     args = p.parse_args(argv)
     names = args.models or ("all" if not args.quick else ",".join(QUICK_MODELS))
     args.model_list = list(SPECS) if names == "all" else names.split(",")
@@ -196,6 +199,10 @@ def _json_safe(x: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    if args.render:
+        doc = json.loads(Path(args.render).read_text())
+        print(tables(doc, markdown=args.markdown))
+        return 0
     doc = run(args, log=lambda s: print(s, flush=True))
     print()
     print(tables(doc, markdown=False))

@@ -107,12 +107,12 @@ def summarize_model(entry: dict[str, Any], prior: float) -> dict[str, Any]:
     }
 
 
-def _f(x: float, digits: int = 3) -> str:
-    return "nan" if not math.isfinite(x) else f"{x:.{digits}f}"
+def _f(x: float | None, digits: int = 3) -> str:
+    return "nan" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
 def _ms(st: dict[str, Any]) -> str:
-    if st["n"] > 1 and math.isfinite(st["std"]):
+    if st["n"] > 1 and st["std"] is not None and math.isfinite(st["std"]):
         return f"{_f(st['mean'])} ± {_f(st['std'])}"
     return _f(st["mean"])
 
