@@ -13,7 +13,8 @@ init; (b) ``init``, ``initwise.init(model, 4 calibration batches, seed=seed)`` o
 held-out loss after a fixed budget (AdamW lr 1e-3 wd 0.01 and SGD lr 0.05 momentum 0.9,
 constant, no warm-up, gradient norm clipped at 1, set before any run; the same batches for
 every arm and optimizer of a seed), the held-out initial loss vs the label prior's loss (prior
-from the TRAIN labels), init wall time in seconds and in mean training steps, the doctor's
+from the TRAIN labels; every held-out loss in eval mode, batch-norm statistics re-estimated on
+512 train rows first), init wall time in seconds and in mean training steps, the doctor's
 findings right before training, and the issue's four verdicts (``_real/report.py``).
 Same seed, same numbers (losses; times vary with the machine's load).
 
@@ -160,9 +161,12 @@ def run(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
             doc["tasks"][spec.task] = {"prior_loss": task.prior_loss,
                                        "achievable": task.achievable, **task.info}
         log(f"{name} ({spec.library}, task {spec.task}, prior {tasks[spec.task].prior_loss:.3f})")
+        t0 = time.perf_counter()
         for seed in range(args.seeds):
             entry["seeds"].append(run_seed(spec, tasks[spec.task], seed, args.steps,
                                            args.opt_list, log))
+        entry["wall_s"] = time.perf_counter() - t0
+        log(f"  {name}: {entry['wall_s']:.1f} s")
         doc["summary"].append(summarize_model(entry, tasks[spec.task].prior_loss))
     doc["meta"]["wall_s"] = time.perf_counter() - start
     doc["meta"]["load_avg_end"] = os.getloadavg()

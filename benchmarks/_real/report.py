@@ -155,7 +155,7 @@ def verdict_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
         body.append([
             r["model"], _f(r["init_s"], 2), _f(r["init_steps"], 1), str(r["init_warnings"]),
             _codes(r["doctor"]["own"]), _codes(r["doctor"]["init"]),
-            ", ".join(r["new_doctor_errors"]) or "-",
+            ", ".join(sorted({e.split("@")[0] for e in r["new_doctor_errors"]})) or "-",
             *("yes" if v[k] else "no" for k in (*VERDICTS, "all")),
         ])
     return head, body
