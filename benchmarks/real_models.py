@@ -64,7 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _real.models import SPECS  # noqa: E402
 from _real.report import loss_table, render, summarize_model, verdict_table  # noqa: E402
-from _real.run import ARMS, CALIB_BATCHES, CLIP, OPTIMIZERS, run_seed  # noqa: E402
+from _real.run import ARMS, CALIB_BATCHES, CLIP, OPTIMIZERS, run_seed, warm_up  # noqa: E402
 from _real.tasks import TASKS, Task  # noqa: E402
 from _real.vision_import import STATUS, import_torchvision  # noqa: E402
 
@@ -146,6 +146,7 @@ def run(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
     start = time.perf_counter()
     doc: dict[str, Any] = {"meta": _meta(args), "tasks": {}, "models": {}, "summary": []}
     tasks: dict[str, Task] = {}
+    warm_up()
     for name in args.model_list:
         spec = SPECS[name]
         entry = {"name": name, "library": spec.library, "task": spec.task, "kind": spec.kind,

@@ -187,6 +187,21 @@ def build_arms(spec: ModelSpec, seed: int, calib: list[Any]) -> tuple[dict, dict
     return models, made
 
 
+def warm_up() -> None:
+    """One untimed init, apply and doctor on a tiny model: initwise's lazy imports and first-call
+    costs are paid here once, not by the first model's timed init."""
+    import initwise
+
+    g = torch.Generator().manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    batch = (torch.randn(16, 4, generator=g), torch.randint(0, 2, (16,), generator=g))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        initwise.init(net, [batch], seed=0)
+        initwise.apply(net, policy="auto", seed=0)
+        initwise.doctor(net, batch)
+
+
 def run_seed(spec: ModelSpec, task: Task, seed: int, steps: int, opts: list[str],
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Everything measured for one (model, seed): arms, doctor, initial and final losses."""
