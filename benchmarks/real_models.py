@@ -32,9 +32,11 @@ torch 2.13.0 and whose import then fails and breaks ``transformers``' model impo
 venv; this script imports it through ``_real/vision_import.py`` (model code only). Without
 them, their models are skipped with that reason.
 
-Baseline (main at 1a5e478, before the issue-15 fixes), on 2 shared, loaded cores (other
-engineers' test suites ran meanwhile; 1 thread, since 2 threads were 5x slower under that
-load)::
+Baseline (initwise as on main at 1a5e478, before the issue-15 fixes), on 2 shared, loaded
+cores (other sessions' test suites ran meanwhile; 1 thread, since 2 threads were 5x slower per
+step under that load): 14 models x 3 seeds x 3 arms x 2 optimizers x 100 steps took 31.2 min
+at a load average of 4.0 -> 2.5 (the two resnet18s 6.4 and 8.0 min of it, the six Hugging Face
+models 5.0 min, the three torch models 2.1 min)::
 
     nice -n 10 .venv-real/bin/python benchmarks/real_models.py --seeds 3 --threads 1 \\
         --markdown --json benchmarks/out/real_models_baseline.json
