@@ -121,10 +121,15 @@ def _version(pkg: str) -> str | None:
 
 
 def _git() -> dict[str, Any]:
+    """Which initwise ran: its file, and the commit of the checkout it lies in."""
+    import initwise
+
+    pkg = Path(initwise.__file__).resolve().parent
+
     def git(*a: str) -> str:
-        return subprocess.run(["git", *a], cwd=HERE, capture_output=True, text=True).stdout
-    return {"commit": git("rev-parse", "HEAD").strip(),
-            "dirty_initwise": bool(git("status", "--porcelain", "--", "../initwise").strip())}
+        return subprocess.run(["git", *a], cwd=pkg, capture_output=True, text=True).stdout
+    return {"initwise_file": str(pkg), "commit": git("rev-parse", "HEAD").strip(),
+            "dirty_initwise": bool(git("status", "--porcelain", "--", ".").strip())}
 
 
 def _meta(args: argparse.Namespace) -> dict[str, Any]:
