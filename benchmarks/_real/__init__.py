@@ -1,0 +1,1 @@
+"""Helpers of benchmarks/real_models.py (issue 15): tasks, model zoo, runs, report."""
