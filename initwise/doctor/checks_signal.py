@@ -47,6 +47,20 @@ def hidden_chain(ctx: Measurements) -> list[LayerStats]:
     ]
 
 
+def reads_norm(ctx: Measurements, name: str) -> bool:
+    """Whether layer ``name`` reads a norm's output (its nearest upstream layer is a norm):
+    its input scale is the norm's, whatever the layers before it did."""
+    f = ctx.facts.get(name)
+    return f is not None and any(
+        ctx.facts[p].kind == "norm" for p in f.parents if p in ctx.facts)
+
+
+def _normalized_residual(ctx: Measurements) -> bool:
+    """A normalized residual network (a Transformer): residual branches and norms."""
+    return any(s.residual for s in ctx.layers) and any(
+        f.kind == "norm" for f in ctx.facts.values())
+
+
 def _fmt_layers(items: list[tuple[str, float]], fmt: str = ".3g") -> str:
     shown = ", ".join(f"{n}: {v:{fmt}}" for n, v in items[:5])
     return shown + (f" (+{len(items) - 5} more)" if len(items) > 5 else "")
@@ -56,7 +70,10 @@ def check_signal_scale(ctx: Measurements) -> Iterable[Finding]:
     """signal.vanishing / signal.exploding: hidden pre-activation std along depth.
 
     Ratio of a layer's pre-activation std to the largest (vanishing) or smallest (exploding)
-    std of any earlier hidden layer. Healthy zoo setups (23 architectures x 5 seeds, MLPs up
+    std of any earlier hidden layer since the last norm (a layer reading a norm's output starts
+    a new stretch: its input scale is the norm's; BERT's pooler, reading the last LayerNorm at
+    the [CLS] position, measured 0.0045 x the encoder's FFN layers and was called vanishing).
+    Healthy zoo setups (23 architectures x 5 seeds, MLPs up
     to 20 layers, CNNs, transformer, residual) stay within [0.20, 1.22]; torch's default on a
     10-layer ReLU MLP measures 5e-4, sigma_w = 0.5 tanh at depth 30 4e-9, a 2 x Kaiming gain at
     depth 10 104. Warning thresholds 1e-2 and 10.
@@ -76,6 +93,9 @@ def check_signal_scale(ctx: Measurements) -> Iterable[Finding]:
     run_max, run_min = chain[0].pre_std, chain[0].pre_std
     worst_v, worst_e = (None, 1.0), (None, 1.0)
     for s in chain[1:]:
+        if reads_norm(ctx, s.name):  # a norm resets the scale: a new stretch of the chain
+            run_max = run_min = s.pre_std
+            continue
         if run_max > 0 and s.pre_std / run_max < worst_v[1]:
             worst_v = (s, s.pre_std / run_max)
         if run_min > 0 and s.pre_std / run_min > worst_e[1]:
@@ -142,6 +162,10 @@ def check_correlation_collapse(ctx: Measurements) -> Iterable[Finding]:
     default on 8-16 ReLU layers and 16 tanh layers; sigmoid and ordered tanh chains; dead
     biases), and so did inputs of mean 10 (0.011 with 41 % dead); the lowest fraction of a
     setup that learned was 0.017 (8 tanh layers, no ReLU units).
+
+    In a normalized residual network (residual branches and norms: a Transformer), a collapse
+    only at layers reading a norm's output is an info: the stream at one position is nearly
+    sample-independent while attention is nearly uniform, and these models learn from there.
     """
     chain = [s for s in hidden_chain(ctx)
              if s.signal_fraction is not None and math.isfinite(s.signal_fraction)
@@ -150,6 +174,9 @@ def check_correlation_collapse(ctx: Measurements) -> Iterable[Finding]:
     if not bad:
         return
     worst = min(bad, key=lambda t: t[1])
+    if _normalized_residual(ctx) and all(reads_norm(ctx, n) for n, _ in bad):
+        yield _attention_collapse_note(bad, worst)
+        return
     dead = max((frac for _, frac in dead_fractions(ctx)), default=0.0)
     combined = dead >= COLLAPSE_DEAD
     auto, note = depth_fix({s.activation for s in chain})
@@ -168,6 +195,24 @@ def check_correlation_collapse(ctx: Measurements) -> Iterable[Finding]:
         fix_code=DATAINIT_SNIPPET,
         metrics={"signal_fraction": dict(bad), "dead_fraction": dead},
         fix_id=auto,
+    )
+
+
+def _attention_collapse_note(bad: list[tuple[str, float]], worst: tuple[str, float]) -> Finding:
+    """Collapse read off a normalized residual network's stream: info, not a pitfall."""
+    return Finding(
+        check="signal.correlation_collapse",
+        severity="info",
+        where=worst[0],
+        evidence=f"signal fraction (1 - mean correlation between samples) {_fmt_layers(bad)}, "
+        f"at layer(s) reading a norm of a normalized residual network.",
+        why="At init a Transformer's attention is nearly uniform (small query/key weights), so "
+        "a feature read at one position ([CLS], a pooled token) is nearly the same for every "
+        "sample until attention learns to look at content; it does from the first steps "
+        "(BERT, DistilBERT and RoBERTa measure 1e-5 here and train from this init).",
+        fix="Nothing to fix at init; if it persists in training, look at the attention's "
+        "learning rate and the pooling.",
+        metrics={"signal_fraction": dict(bad)},
     )
 
 
