@@ -408,7 +408,8 @@ def _calibrate(model: nn.Module, cal: list, spec: Any, source: str, n_out: int,
         # nothing changed since the first pass (a respect pass that fixed nothing): same loss
         mid = before if not st.changed and before is not None else \
             _loss_pass(model, cal, spec.kind)[0]
-        head_res = calibrate_output(model, cal, graph, spec, ts, n_out, keep=opts.keep)
+        head_res = calibrate_output(model, cal, graph, spec, ts, n_out, keep=opts.keep,
+                                    respect=report.policy == "respect")
         note = head_res.note
         warns += head_res.warnings
         after, _, _, _ = _loss_pass(model, cal, spec.kind)

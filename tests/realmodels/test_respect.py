@@ -23,11 +23,13 @@ transformers.logging.set_verbosity_error()
 
 
 def _tokens(seed: int, n: int, vocab: int = 64, length: int = 12, classes: int = 4):
-    """Classification from tokens: one marker token (the label) somewhere in the sequence."""
+    """Classification from tokens: [CLS] (id ``classes``) first, then one marker token (the
+    label) somewhere in the sequence."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.randint(classes, vocab, (n, length), generator=g)
+    x = torch.randint(classes + 1, vocab, (n, length), generator=g)
     y = torch.randint(0, classes, (n,), generator=g)
-    x[torch.arange(n), torch.randint(0, length, (n,), generator=g)] = y
+    x[torch.arange(n), torch.randint(1, length, (n,), generator=g)] = y
+    x[:, 0] = classes
     return x, y
 
 
@@ -53,18 +55,38 @@ def _held_out_loss(model, seed: int = 7) -> float:
     return float(nn.functional.cross_entropy(logits, y))
 
 
-def test_respect_keeps_every_parameter_but_the_head_bias_and_lands_at_the_prior():
+def test_respect_keeps_every_parameter_of_a_bert_whose_cls_features_are_collapsed():
+    """BERT's [CLS] features are nearly the same for every sample at init (near-uniform
+    attention): under "respect" its head keeps the model's own zero bias too, since the prior
+    removes the gradient that first moves those features (COLLAPSED_LOGITS)."""
     model = _bert()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rep = di.init(model, _cal(), policy="respect", seed=0)
     after = model.state_dict()
-    changed = [k for k in before if not torch.equal(before[k], after[k])]
-    assert changed == ["classifier.bias"]
+    assert [k for k in before if not torch.equal(before[k], after[k])] == []
     assert {r.scheme for r in rep.params} == {"kept"}
     assert all("kept" in lc.note for lc in rep.layers)
+    assert "logits barely vary" in rep.layer("classifier").note
     assert rep.policy == "respect"
-    # held-out rows, never seen by init: within 5 % of the 4-class prior
-    assert abs(_held_out_loss(model) - math.log(4)) < 0.05 * math.log(4)
+
+
+def test_respect_sets_the_prior_of_a_head_reading_varied_features():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 8, generator=g)
+    y = torch.multinomial(torch.tensor([0.6, 0.25, 0.1, 0.05]), 512, replacement=True,
+                          generator=g)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 32), nn.Tanh(), nn.Linear(32, 4))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    rep = di.init(net, [(x[i:i + 64], y[i:i + 64]) for i in range(0, 256, 64)],
+                  policy="respect", seed=0)
+    changed = [k for k in before if not torch.equal(before[k], net.state_dict()[k])]
+    assert set(changed) <= {"2.weight", "2.bias"} and "2.bias" in changed
+    with torch.no_grad():  # held-out rows 256..511, never seen by init
+        held = float(nn.functional.cross_entropy(net(x[256:]), y[256:]))
+    counts = torch.bincount(y[256:], minlength=4).double()
+    prior = float(-(counts / counts.sum() * (counts / counts.sum()).log()).sum())
+    assert abs(held - prior) < 0.05 * prior
     assert rep.loss.held_out is not None and rep.loss.expected is not None
 
 
