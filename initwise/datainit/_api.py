@@ -412,8 +412,9 @@ def _calibrate(model: nn.Module, cal: list, spec: Any, source: str, n_out: int,
                                     respect=report.policy == "respect")
         note = head_res.note
         warns += head_res.warnings
-        after, _, _, _ = _loss_pass(model, cal, spec.kind)
-        if after > max(mid, ts.fitted_prior_loss() * (1 + LOSS_BUDGET)) + 1e-9:
+        unchanged = all(torch.equal(p, value) for p, value in head)
+        after = mid if unchanged else _loss_pass(model, cal, spec.kind)[0]
+        if not unchanged and after > max(mid, ts.fitted_prior_loss() * (1 + LOSS_BUDGET)) + 1e-9:
             # never worse than the head it replaced and the prior band: keep that one (rule 8)
             with torch.no_grad():
                 for p, value in head:
