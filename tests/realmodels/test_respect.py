@@ -22,12 +22,14 @@ transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
 
 
-def _tokens(seed: int, n: int, vocab: int = 64, length: int = 12, classes: int = 4):
+def _tokens(seed: int, n: int, vocab: int = 64, length: int = 12, classes: int = 4,
+            probs: tuple[float, ...] | None = None):
     """Classification from tokens: [CLS] (id ``classes``) first, then one marker token (the
     label) somewhere in the sequence."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(classes + 1, vocab, (n, length), generator=g)
-    y = torch.randint(0, classes, (n,), generator=g)
+    y = torch.randint(0, classes, (n,), generator=g) if probs is None else \
+        torch.multinomial(torch.tensor(probs), n, replacement=True, generator=g)
     x[torch.arange(n), torch.randint(1, length, (n,), generator=g)] = y
     x[:, 0] = classes
     return x, y
@@ -41,8 +43,8 @@ def _bert(seed: int = 0):
     return transformers.BertForSequenceClassification(cfg)
 
 
-def _cal(n_batches: int = 4, rows: int = 32):
-    x, y = _tokens(0, n_batches * rows)
+def _cal(n_batches: int = 4, rows: int = 32, probs: tuple[float, ...] | None = None):
+    x, y = _tokens(0, n_batches * rows, probs=probs)
     return [({"input_ids": x[i * rows:(i + 1) * rows]}, y[i * rows:(i + 1) * rows])
             for i in range(n_batches)]
 
@@ -59,15 +61,17 @@ def test_respect_keeps_every_parameter_of_a_bert_whose_cls_features_are_collapse
     """BERT's [CLS] features are nearly the same for every sample at init (near-uniform
     attention): under "respect" its head keeps the model's own zero bias too, since the prior
     removes the gradient that first moves those features (COLLAPSED_LOGITS)."""
-    model = _bert()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    rep = di.init(model, _cal(), policy="respect", seed=0)
-    after = model.state_dict()
-    assert [k for k in before if not torch.equal(before[k], after[k])] == []
-    assert {r.scheme for r in rep.params} == {"kept"}
-    assert all("kept" in lc.note for lc in rep.layers)
-    assert "logits barely vary" in rep.layer("classifier").note
-    assert rep.policy == "respect"
+    for probs, why in ((None, "within 5% of the label prior"),  # balanced: at the prior
+                       ((0.7, 0.1, 0.1, 0.1), "logits barely vary")):  # far above it
+        model = _bert()
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        rep = di.init(model, _cal(probs=probs), policy="respect", seed=0)
+        after = model.state_dict()
+        assert [k for k in before if not torch.equal(before[k], after[k])] == []
+        assert {r.scheme for r in rep.params} == {"kept"}
+        assert all("kept" in lc.note for lc in rep.layers)
+        assert why in rep.layer("classifier").note
+        assert rep.policy == "respect"
 
 
 def test_respect_sets_the_prior_of_a_head_reading_varied_features():
