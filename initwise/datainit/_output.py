@@ -320,6 +320,14 @@ def calibrate_output(model: nn.Module, batches: list, graph: Any, spec: Any,
     fluct = (torch.tensor(vals[n_out + 1 :], dtype=torch.float64) / cnt - mu * mu).clamp_min(0)
     signal = float(fluct.sum() / (fluct + mu * mu).sum()) if float((fluct + mu * mu).sum()) \
         > 0 else 1.0
+    if respect and bias is None:
+        return HeadResult(
+            f"head kept as the model set it: it has no bias, so the label prior cannot be set "
+            f"(policy 'respect' does not re-scale the model's own head instead)",
+            [f"init: output layer {head.name!r} has no bias"
+             + (" and its weight is shared with another layer (tied embeddings)" if tied else "")
+             + ", so the label prior could not be set: the initial loss stays what the "
+             "model's own head gives (it may exceed the label-prior loss)."])
     if respect and spec.kind != "mse" and signal < COLLAPSED_LOGITS:
         return HeadResult(
             f"head kept as the model set it: its logits barely vary across samples (signal "

@@ -285,3 +285,18 @@ def test_attention_branches_are_scaled_like_every_residual_branch():
     h.remove()
     rms = float(captured[0].pow(2).mean().sqrt())
     assert rms == pytest.approx(1 / math.sqrt(n_res), rel=0.05)
+
+
+def test_respect_leaves_a_bias_less_head_alone():
+    """Llama-style: no head bias, so no prior to set; "respect" does not re-scale the head."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 8, generator=g) * 3
+    y = torch.multinomial(torch.tensor([0.7, 0.1, 0.1, 0.1]), 256, replacement=True,
+                          generator=g)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 32), nn.Tanh(), nn.Linear(32, 4, bias=False))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.warns(UserWarning, match="has no bias"):
+        rep = di.init(net, (x, y), policy="respect", seed=0)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
+    assert "no bias" in rep.layer("2").note
