@@ -322,8 +322,8 @@ def calibrate_output(model: nn.Module, batches: list, graph: Any, spec: Any,
         > 0 else 1.0
     if respect and bias is None:
         return HeadResult(
-            f"head kept as the model set it: it has no bias, so the label prior cannot be set "
-            f"(policy 'respect' does not re-scale the model's own head instead)",
+            "head kept as the model set it: it has no bias, so the label prior cannot be set "
+            "(policy 'respect' does not re-scale the model's own head instead)",
             [f"init: output layer {head.name!r} has no bias"
              + (" and its weight is shared with another layer (tied embeddings)" if tied else "")
              + ", so the label prior could not be set: the initial loss stays what the "
