@@ -139,8 +139,8 @@ def _respect_node(rec: LayerFacts, w: torch.Tensor, m: Measurement, cfg: WalkCon
         lc.saturated_fraction = float((o.sat / max(o.count, 1) > 0.5).double().mean())
     lc.scale_after = _rms(w)
     lc.converged = True
-    lc.note = "; ".join(["kept (the model's own init)" if not notes else
-                         "the model's own init, except:", *notes])
+    lc.note = ("kept (the model's own init)" if not notes else
+               "the model's own init, except: " + "; ".join(notes))
     return lc, changed
 
 
