@@ -86,6 +86,14 @@ layer in execution order, with forward hooks. The rules, and why:
    structural head gave. The head still lands at the prior when a random head was *below* it
    by luck (see ``LOSS_BUDGET`` in ``_output``).
 
+Under ``policy="respect"`` -- what ``"auto"`` means for a healthy model of a library whose
+authors tuned its init (transformers, timm, torchvision; :mod:`initwise.autoinit`) -- rules 1-7
+give way to one pass that keeps every scale and changes only what it measures as wrong: a
+sparse input table (rule 2), badly scaled raw inputs (rule 1's standardization), dead or
+saturated units (rule 6, by their bias only), and the head (rule 8) unless it already starts
+within 5 % of the prior, has no bias, or reads collapsed features
+(:mod:`initwise.datainit._respect`, ``RESPECT_PRIOR_TOLERANCE``, ``COLLAPSED_LOGITS``).
+
 Refused, before anything changes (``ValueError``/``TypeError`` naming the batch, the cell or
 layer, and the remedy; :func:`initwise.modelio.check_batch`, ``forward_context``): a NaN/Inf
 input cell (dense, ``torch.sparse`` COO/CSR and ``scipy.sparse`` through their stored values,

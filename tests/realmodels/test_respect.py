@@ -143,7 +143,7 @@ def test_generic_keeps_sequence_tables_and_never_saturates_the_pooler():
         warnings.simplefilter("ignore")
         rep = di.init(model, _cal(), policy="generic", seed=0)
     emb = model.bert.embeddings
-    rms = {n: float(t.weight.pow(2).mean().sqrt()) for n, t in
+    rms = {n: float(t.weight.detach().pow(2).mean().sqrt()) for n, t in
            (("word", emb.word_embeddings), ("type", emb.token_type_embeddings),
             ("pos", emb.position_embeddings))}
     assert max(rms.values()) / min(rms.values()) < 1.5  # one scale for the summed tables
