@@ -353,12 +353,17 @@ def _calibrate_attention(model: nn.Module, batches: list, node: LayerFacts, out:
     it = 0
     pre = float(m.out.shifted_second_moment(torch.zeros_like(m.out.mean())).mean()
                 .clamp_min(0).sqrt())
+    # the branch output is linear in out_proj (a zero bias, one call): the rescale is exact
+    exact = (bias is None or not bool(bias.detach().any())) and node.calls <= 1
     while pre > 0 and abs(target / pre - 1.0) > cfg.tol and it < cfg.max_iters:
         with torch.no_grad():
             w.mul_(target / pre)
             if bias is not None:
                 bias.mul_(target / pre)
         it += 1
+        if exact:
+            pre = target
+            break
         m = measure(model, batches, node, None)
         pre = float(m.out.shifted_second_moment(torch.zeros_like(m.out.mean())).mean()
                     .clamp_min(0).sqrt())
@@ -374,6 +379,13 @@ def _calibrate_node(model: nn.Module, batches: list, node: LayerFacts, w: torch.
     module = node.module
     # behind a norm, the norm re-centres and re-scales: dead/saturated units are its business
     act = None if node.followed_by_norm else node.activation
+    if node.name in st.sequence_tables:  # nothing to measure: its scale is kept
+        rms = _rms(w)
+        return LayerCalibration(
+            node.name, type(module).__name__, rms, rms,
+            note="lookup table of a sequence model (its output feeds a norm, attention or a "
+                 "recurrence, or is summed with another table): its scale is kept, the "
+                 "fan-in rule over rows is for sparse bags")
     m = measure(model, batches, node, act,
                 columns=node.reads_input and node.kind in ("linear", "conv"))
     n_units = m.out.s1.numel() if m.out.s1 is not None else 0
@@ -384,13 +396,6 @@ def _calibrate_node(model: nn.Module, batches: list, node: LayerFacts, w: torch.
     notes = []
     data = m.sparse is not None or m.columns is not None
     keep_scale = False
-    if node.name in st.sequence_tables:
-        lc.pre_std = float(m.out.shifted_second_moment(torch.zeros_like(m.out.mean())).mean()
-                           .clamp_min(0).sqrt())
-        lc.note = ("lookup table of a sequence model (its output feeds a norm, attention or a "
-                   "recurrence, or is summed with another table): its scale is kept, the "
-                   "fan-in rule over rows is for sparse bags")
-        return lc
     if m.sparse is not None and cfg.target == "auto":
         notes.append(_sparse_rule(module, w, n_units, m, act, before))
         keep_scale = True
@@ -414,8 +419,9 @@ def _calibrate_node(model: nn.Module, batches: list, node: LayerFacts, w: torch.
     if target is not None and node.residual and n_res > 0:
         target /= n_res ** RESIDUAL_EXPONENT
         notes.append(f"residual branch: target / {n_res}^{RESIDUAL_EXPONENT:g}")
+    # a data layer's measured RMS sets the body's scale (rho): measured, never predicted
     it, m, converged, p = _iterate(model, batches, node, w, bias, b0, act, m, target, cfg,
-                                   notes)
+                                   notes, exact_off=data)
     if data:
         st.data_rms.append(p.pre_rms)
         st.rho = max(st.data_rms) if cfg.target == "auto" else st.rho
@@ -474,10 +480,23 @@ def _saturating_cap(node: LayerFacts, w: torch.Tensor, act: ActivationFacts | No
     return SATURATING_MAX_GAIN * act.gain / math.sqrt(fan_in(node.module, w, n_units))
 
 
+def _pure_rescale(p: _Plan, act: ActivationFacts | None, b0: torch.Tensor | None,
+                  axis: int | None) -> bool:
+    """Whether applying ``p`` multiplies the layer's output by ``p.scale`` and nothing else, so
+    its statistics after it are known without a forward: no unit re-centred, flipped,
+    re-drawn or shrunk, a zero structural bias (the bias scales with the weight), and no
+    saturation count (which depends on the scale). Dead units are scale-invariant then."""
+    return (p.dead == 0 and p.saturated == 0 and _threshold(act) is None
+            and not bool(p.flip.any()) and not bool(p.redraw.any())
+            and not bool((p.shrink != 1).any()) and not bool(p.dbias.any())
+            and (b0 is None or not bool(b0.any())) and p.scale > 0)
+
+
 def _iterate(model: nn.Module, batches: list, node: LayerFacts, w: torch.Tensor,
              bias: torch.Tensor | None, b0: torch.Tensor | None, act: ActivationFacts | None,
              m: Measurement,
-             target: float | None, cfg: WalkConfig, notes: list[str]) -> tuple:
+             target: float | None, cfg: WalkConfig, notes: list[str],
+             exact_off: bool = False) -> tuple:
     n_units = m.out.s1.numel()
     axis = unit_axis(node.module, w, n_units)
     pairs = _dies(act) and axis == 0 and _mirrored(w, bias, n_units)
@@ -523,6 +542,12 @@ def _iterate(model: nn.Module, batches: list, node: LayerFacts, w: torch.Tensor,
             h = n_units // 2
             hopeless[h:] |= hopeless[:h]
             redrawn_units[h:] |= redrawn_units[:h]
+        # (a module called more than once reads its own output: not linear in its weight)
+        exact = _pure_rescale(p, act, b0, axis) and not exact_off and node.calls <= 1
         _apply(p, w, axis, bias, b0, cfg.generator)
         it += 1
+        if exact:  # z -> scale * z exactly: the next measurement would only confirm the target
+            p.pre_rms *= p.scale
+            p.scale, p.ok = 1.0, True
+            return it, m, True, p
         m = measure(model, batches, node, act)
